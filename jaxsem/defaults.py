@@ -181,8 +181,15 @@ class ModelContext:
                            tuple(i.covariates)) for i in self.infos)
 
     def top_level(self, v: str) -> int:
-        """Highest level at which an observed variable is modelled."""
-        return max(self.variable_levels[v])
+        """Highest level at which an observed variable is modelled; for a latent
+        variable, the highest over its indicators (a second-order growth model's
+        factors reach the level of their items)."""
+        if v in self.variable_levels:
+            return max(self.variable_levels[v])
+        indicators = [t.rhs for i in self.infos for t in i.terms if t.op == "=~" and t.lhs == v]
+        if not indicators:
+            return next(i.level for i in self.infos if v in i.latent)
+        return max(self.top_level(ind) for ind in indicators)
 
 
 def _names(t: Term) -> list[str]:
@@ -343,8 +350,7 @@ def intercepts(ctx: ModelContext, info: BlockInfo) -> None:
             info.rows[k] = ParRow(v, "~1", "", info.name, info.level, kind, free=-1,
                                   origin="default:random_coefficient_means")
         elif v in ctx.growth_factors:
-            tops = [ctx.top_level(t.rhs) for t in info.terms if t.lhs == v and t.op == "=~"]
-            if tops and info.level == max(tops):
+            if info.level == ctx.top_level(v):
                 info.rows[k] = ParRow(v, "~1", "", info.name, info.level, kind, free=-1,
                                       origin="default:growth_factor_means")
 

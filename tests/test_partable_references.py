@@ -180,3 +180,37 @@ def test_dialects_give_the_same_partable(lavaan_text, mplus_text, roles):
         return {(_key(r.level, r.lhs, r.op, r.rhs), r.free > 0, r.value if not r.free else None)
                 for r in table.rows}
     assert rows(lav) == rows(mp)
+
+
+def test_ex9_15_second_order_growth_with_categorical_items():
+    """Derived from Mplus's defaults (UG ex9.15 input): W: loading labels 1, 2 (2),
+    f1w-f3w residual variances (3), iw sw variances + covariance (3), growth means 0 at
+    within (means live on the between level) = 8; B: threshold labels 3-5 (3), [sb] (1),
+    f1b-f3b residual variance label 6 (1), nine item residual variances (9), ib sb
+    variances + covariance (3) = 17. Total 25."""
+    ref = _mplus("ex9_15.json")
+    names = ref["variable"]["NAMES"].split()
+    model = Model.from_mplus(ref["model"], names=names, categorical=names[:-1],
+                             clusters=["clus"])
+    from jaxsem.partable import build_partable
+    table = build_partable(model.parsed, model.roles,
+                           n_categories={n: 2 for n in names[:-1]})
+    assert table.n_free == 25
+
+
+UNSUPPORTED_YET = {"ex9_31.json": "lagged variables", "mcex9_17.json": "mixture class"}
+
+
+@pytest.mark.parametrize("path", sorted(MPLUS.glob("*.json")), ids=lambda p: p.name)
+def test_every_reference_model_command_parses(path):
+    from jaxsem.errors import ModelSyntaxError
+    from jaxsem.syntax.mplus import parse_mplus_model
+    ref = json.loads(path.read_text())
+    names = (ref.get("variable") or {}).get("NAMES")
+    texts = [ref[k] for k in ("model", "model_population") if ref.get(k)]
+    for text in texts:
+        if path.name in UNSUPPORTED_YET:
+            with pytest.raises(ModelSyntaxError, match=UNSUPPORTED_YET[path.name]):
+                parse_mplus_model(text, names=names.split() if names else None)
+        else:
+            assert parse_mplus_model(text, names=names.split() if names else None).terms

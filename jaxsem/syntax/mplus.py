@@ -356,19 +356,19 @@ class _MplusParser:
         return int(number.text)
 
     def expand_range(self, first: _Token, last: _Token) -> list[str]:
-        """``y1-y3`` by numeric suffix; otherwise by position in the NAMES list."""
+        """``a-c``: by position in the NAMES list when both ends are on it (Mplus's MODEL
+        rule: lists follow the order of the variables), then in the order latent
+        variables were defined, else by numeric suffix."""
         start, stop = first.text.lower(), last.text.lower()
+        for order in (self.names or [], self.latent_order()):
+            if start in order and stop in order:
+                low, high = order.index(start), order.index(stop)
+                span = order[min(low, high):max(low, high) + 1]
+                return span if low <= high else span[::-1]
+        numeric = _numeric_range(start, stop)
+        if numeric is not None:
+            return numeric
         start_match, stop_match = _NUMERIC_SUFFIX.match(start), _NUMERIC_SUFFIX.match(stop)
-        if start_match and stop_match and start_match[1] == stop_match[1]:
-            low, high = int(start_match[2]), int(stop_match[2])
-            width = len(start_match[2]) if len(start_match[2]) == len(stop_match[2]) else 0
-            step = 1 if high >= low else -1
-            return [f"{start_match[1]}{number:0{width}d}"
-                    for number in range(low, high + step, step)]
-        if self.names is not None and start in self.names and stop in self.names:
-            low, high = self.names.index(start), self.names.index(stop)
-            span = self.names[min(low, high):max(low, high) + 1]
-            return span if low <= high else span[::-1]
         if start_match and stop_match:
             raise self.error(f"range {first.text}-{last.text} mixes the prefixes "
                              f"{start_match[1]!r} and {stop_match[1]!r}", first,
@@ -380,6 +380,12 @@ class _MplusParser:
         raise self.error(f"cannot expand the range {first.text}-{last.text}: ranges need numeric "
                          "suffixes or the NAMES list", first,
                          "Write y1-y6, or pass the NAMES list: parse_mplus_model(text, names=...).")
+
+    def latent_order(self) -> list[str]:
+        """Latent variables in order of definition so far (ranges over factors)."""
+        seen = [t.lhs for t in self.model.terms if t.op == "=~"]
+        seen += [t.random for t in self.model.terms if t.random]
+        return list(dict.fromkeys(seen))
 
     def parse_modifier(self, cursor: _Cursor, item: _Item) -> None:
         """``@v`` (fixed), ``*`` (free) or ``*v`` (free with start value)."""
@@ -421,15 +427,21 @@ class _MplusParser:
             if token.is_symbol("*"):
                 raise self.error("BSEM/ESEM label sets (*) are not supported yet", token,
                                  "Use an equality label such as (a).")
-            if token.kind == "number":
-                labels.append(token.text)
-            elif token.kind == "name" and cursor.next_is("-"):
+            if token.kind in ("name", "number") and cursor.next_is("-"):
                 dash = cursor.next()
                 last = cursor.peek()
-                if last is None or last.kind != "name":
+                if last is None or last.kind != token.kind:
                     raise self.error("'-' must be followed by the last label of the range",
-                                     dash, "Write label ranges as (p1-p3).")
-                labels.extend(self.expand_range(token, cursor.next()))
+                                     dash, "Write label ranges as (p1-p3) or (1-3).")
+                cursor.next()
+                expanded = _numeric_range(token.text.lower(), last.text.lower())
+                if expanded is None:
+                    raise self.error(f"cannot expand the label range {token.text}-{last.text}",
+                                     token, "Label ranges need one prefix and numbers: "
+                                     "(p1-p3) or (1-3).")
+                labels.extend(expanded)
+            elif token.kind == "number":
+                labels.append(token.text)
             elif token.kind == "name":
                 labels.append(token.text.lower())
             else:
@@ -686,3 +698,14 @@ class _MplusParser:
                     self.model.terms.append(Term(factor, "=~", name, self.level, modifier,
                                                  item.loc, origin="growth"))
         self.model.growth_factors.update(factors)
+
+
+def _numeric_range(start: str, stop: str) -> list[str] | None:
+    """``y1``..``y3`` or ``1``..``3`` (same prefix, increasing or decreasing), else None."""
+    start_match, stop_match = _NUMERIC_SUFFIX.match(start), _NUMERIC_SUFFIX.match(stop)
+    if not (start_match and stop_match and start_match[1] == stop_match[1]):
+        return None
+    low, high = int(start_match[2]), int(stop_match[2])
+    width = len(start_match[2]) if len(start_match[2]) == len(stop_match[2]) else 0
+    step = 1 if high >= low else -1
+    return [f"{start_match[1]}{number:0{width}d}" for number in range(low, high + step, step)]
