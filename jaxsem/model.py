@@ -138,6 +138,30 @@ class Model:
         return Analysis(self, table, ModelSpec(table), data)
 
 
+    def fit(self, frame: pd.DataFrame, *, estimator: str = "bayes",
+            cluster: Sequence[str] | str | None = None,
+            missing: Mapping[str, tuple] | None = None,
+            centering: Mapping[str, str] | None = None,
+            define: Sequence[tuple[str, str]] = (),
+            usevariables: Sequence[str] | None = None, **options):
+        """Fit the model to data. ``estimator="bayes"`` (the Gibbs sampler) takes the
+        options of :class:`jaxsem.bayes.BayesOptions` (chains, biterations, fbiterations,
+        thin, bseed, bconvergence, point, starts, progress)."""
+        from jaxsem.bayes import BayesOptions, fit_bayes  # noqa: PLC0415 (heavy import)
+
+        if estimator.lower() != "bayes":
+            raise ModelError(f"estimator {estimator!r} is not available yet: use 'bayes' "
+                             "(ML and MLR come in a later release)")
+        known = set(BayesOptions.__dataclass_fields__)
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ModelError(f"unknown option(s) {', '.join(unknown)}; the Bayes options "
+                             f"are {', '.join(sorted(known))}")
+        analysis = self.prepare(frame, cluster=cluster, missing=missing, centering=centering,
+                                define=define, usevariables=usevariables)
+        return fit_bayes(analysis, BayesOptions(**options))
+
+
 @dataclass(frozen=True)
 class Analysis:
     """A model checked against its data: ParTable, ModelSpec and Data together."""

@@ -1,0 +1,189 @@
+"""Complete-data log densities of the augmented model (see layout.py for invariants).
+
+Shapes: p within observed parts, q within covariates, m = p + 1 + q, nb between
+variables, J clusters, N observations. ``mats`` is ``spec.unpack(x)``.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.linalg import solve_triangular
+
+from jaxsem.bayes.layout import Layout
+
+LOG_2PI = float(np.log(2 * np.pi))
+
+
+class Prepared(NamedTuple):
+    """Functions of the parameters shared by all clusters.
+
+    chol_sigma (p, p), logdet_sigma (): within marginal covariance of the observed parts.
+    fa (p, nv_w): observed rows of (I - beta_w)^-1; base (p,): their mean intercepts;
+    fa_gamma (p, q): their slopes on the within covariates.
+    ib (nb, nb): I - beta_b; alpha_b (nb,); gamma_b (nb, q_b); chol_psi (|T|, |T|)
+    innovation covariance of the stochastic between variables; logdet_jacobian ().
+    """
+    chol_sigma: jax.Array
+    logdet_sigma: jax.Array
+    fa: jax.Array
+    base: jax.Array
+    fa_gamma: jax.Array
+    ib: jax.Array
+    alpha_b: jax.Array
+    gamma_b: jax.Array
+    chol_psi: jax.Array
+    logdet_jacobian: jax.Array
+
+
+def prepare(layout: Layout, mats) -> Prepared:
+    w = mats[0]
+    nv = w["beta"].shape[0]
+    fa = jnp.linalg.solve(jnp.eye(nv) - w["beta"], jnp.eye(nv))[:layout.p]
+    sigma = fa @ w["psi"] @ fa.T
+    chol_sigma = jnp.linalg.cholesky(sigma)
+    logdet_sigma = 2.0 * jnp.sum(jnp.log(jnp.diag(chol_sigma)))
+    if layout.two_level:
+        b = mats[1]
+        ib = jnp.eye(layout.nb) - b["beta"]
+        t = np.asarray(layout.innovations)
+        chol_psi = jnp.linalg.cholesky(b["psi"][np.ix_(t, t)])
+        logdet_jacobian = jnp.linalg.slogdet(ib)[1]
+        if layout.deterministic:
+            d = np.asarray(layout.deterministic)
+            logdet_jacobian = logdet_jacobian - jnp.linalg.slogdet(ib[np.ix_(d, d)])[1]
+        alpha_b, gamma_b = b["alpha"], b["gamma"]
+    else:
+        ib = chol_psi = gamma_b = jnp.zeros((0, 0))
+        alpha_b = jnp.zeros(0)
+        logdet_jacobian = jnp.asarray(0.0)
+    return Prepared(chol_sigma, logdet_sigma, fa, fa @ w["alpha"], fa @ w["gamma"], ib,
+                    alpha_b, gamma_b, chol_psi, logdet_jacobian)
+
+
+def part_matrix(layout: Layout) -> np.ndarray:
+    """(p, nb) 0/1 map from between variables to the within parts they shift."""
+    out = np.zeros((layout.p, layout.nb))
+    for i, k in layout.parts:
+        out[i, k] = 1.0
+    return out
+
+
+def cluster_design(layout: Layout, prep: Prepared, zb: jax.Array) -> jax.Array:
+    """(p, 1 + q) intercepts and slopes of one cluster's within observed parts."""
+    intercept = prep.base + jnp.asarray(part_matrix(layout)) @ zb
+    slopes = prep.fa_gamma
+    for row, col, source in layout.random_slopes:
+        slopes = slopes.at[:, col].add(prep.fa[:, row] * zb[source])
+    return jnp.concatenate([intercept[:, None], slopes], axis=1)
+
+
+def within_residual_scatter(layout: Layout, prep: Prepared, zb: jax.Array,
+                            moments: jax.Array) -> jax.Array:
+    """(p, p) sum over one cluster of e e', e = y_i - design [1, c_i]."""
+    design = cluster_design(layout, prep, zb)
+    r = jnp.concatenate([jnp.eye(layout.p), -design], axis=1)
+    return r @ moments @ r.T
+
+
+def within_cluster_loglik(layout: Layout, prep: Prepared, zb: jax.Array,
+                          moments: jax.Array, n: jax.Array) -> jax.Array:
+    """Marginal log likelihood of one cluster's within data given its between values."""
+    design = cluster_design(layout, prep, zb)
+    r = jnp.concatenate([jnp.eye(layout.p), -design], axis=1)
+    x = solve_triangular(prep.chol_sigma, r, lower=True)
+    quad = jnp.einsum("pm,mk,pk->", x, moments, x)
+    return -0.5 * n * (layout.p * LOG_2PI + prep.logdet_sigma) - 0.5 * quad
+
+
+def assemble_between(layout: Layout, prep: Prepared, state: jax.Array, known: jax.Array,
+                     w: jax.Array) -> jax.Array:
+    """(nb,) all between values of one cluster from its state (nS,) and data (nK,)."""
+    zb = jnp.zeros(layout.nb, dtype=prep.ib.dtype)
+    zb = zb.at[np.asarray(layout.stochastic, dtype=int)].set(state)
+    zb = zb.at[np.asarray(layout.known, dtype=int)].set(known)
+    if layout.deterministic:
+        d, t = np.asarray(layout.deterministic), np.asarray(layout.innovations)
+        rhs = prep.alpha_b[d] + prep.gamma_b[d] @ w - prep.ib[np.ix_(d, t)] @ zb[t]
+        zb = zb.at[d].set(jnp.linalg.solve(prep.ib[np.ix_(d, d)], rhs))
+    return zb
+
+
+def between_innovations(layout: Layout, prep: Prepared, zb: jax.Array,
+                        w: jax.Array) -> jax.Array:
+    """(|T|,) innovations of the stochastic between variables of one cluster."""
+    zeta = prep.ib @ zb - prep.alpha_b - prep.gamma_b @ w
+    return zeta[np.asarray(layout.innovations)]
+
+
+def between_cluster_logdensity(layout: Layout, prep: Prepared, zb: jax.Array,
+                               w: jax.Array) -> jax.Array:
+    """log p(between values of one cluster | parameters, between covariates)."""
+    zeta = between_innovations(layout, prep, zb, w)
+    v = solve_triangular(prep.chol_psi, zeta, lower=True)
+    k = zeta.shape[0]
+    return (-0.5 * (k * LOG_2PI + jnp.sum(v * v))
+            - jnp.sum(jnp.log(jnp.diag(prep.chol_psi))) + prep.logdet_jacobian)
+
+
+def cluster_logdensity(layout: Layout, prep: Prepared, state: jax.Array, known: jax.Array,
+                       w: jax.Array, moments: jax.Array, n: jax.Array) -> jax.Array:
+    """Complete-data log density of one cluster: within likelihood + between density."""
+    zb = assemble_between(layout, prep, state, known, w)
+    out = within_cluster_loglik(layout, prep, zb, moments, n)
+    if layout.two_level:
+        out = out + between_cluster_logdensity(layout, prep, zb, w)
+    return out
+
+
+def complete_logdensity(layout: Layout, mats, arrays, states: jax.Array) -> jax.Array:
+    """Sum over clusters of the complete-data log density; states (J, nS)."""
+    prep = prepare(layout, mats)
+    per_cluster = jax.vmap(lambda s, k, w, m, n: cluster_logdensity(layout, prep, s, k, w, m, n))
+    return per_cluster(states, arrays["known"], arrays["w"], arrays["moments"],
+                       arrays["n"]).sum()
+
+
+def poolable(layout: Layout) -> bool:
+    """True when the within likelihood given the between values depends on the data only
+    through pooled moments: every random slope sits on an observed outcome that predicts
+    nothing (its column of (I - beta_w)^-1 is a unit vector whatever the parameters)."""
+    within = layout.spec.blocks[0]
+    table = layout.spec.partable
+    for row, _, _ in layout.random_slopes:
+        name = within.variables[row]
+        if row >= layout.p or any(r.block == within.name and (
+                (r.op == "~" and r.rhs == name) or (r.op == "=~" and r.lhs == name))
+                for r in table.rows):
+            return False
+    return True
+
+
+def pooled_within_moments(layout: Layout, zb: jax.Array, arrays) -> jax.Array:
+    """(m, m) sum over all observations of u u' with u = [y - between shifts, 1, c].
+
+    Valid when :func:`poolable`; zb (J, nb) are the clusters' between values.
+    """
+    p, q = layout.p, layout.q
+    parts = jnp.asarray(part_matrix(layout))
+
+    def transform(z):
+        t = jnp.eye(p + 1 + q)
+        t = t.at[:p, p].set(-parts @ z)
+        for row, col, source in layout.random_slopes:
+            t = t.at[row, p + 1 + col].add(-z[source])
+        return t
+
+    t = jax.vmap(transform)(zb)
+    return jnp.einsum("jab,jbc,jdc->ad", t, arrays["moments"], t)
+
+
+def within_pooled_loglik(layout: Layout, prep: Prepared, pooled: jax.Array,
+                         n_total: jax.Array) -> jax.Array:
+    """Within log likelihood of all clusters from pooled moments (see poolable)."""
+    r0 = jnp.concatenate([jnp.eye(layout.p), -prep.base[:, None], -prep.fa_gamma], axis=1)
+    x = solve_triangular(prep.chol_sigma, r0, lower=True)
+    quad = jnp.einsum("pm,mk,pk->", x, pooled, x)
+    return -0.5 * n_total * (layout.p * LOG_2PI + prep.logdet_sigma) - 0.5 * quad

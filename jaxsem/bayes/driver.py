@@ -1,0 +1,224 @@
+"""The chain driver: the one place with Python loops, progress output and host transfers.
+
+Chains are one single-chain sweep mapped with ``jax.vmap``; iterations run as a
+``lax.scan`` in chunks of ``chunk`` iterations, compiled once per (layout, schedule,
+options) and reused for any data set of the same shapes. Between chunks the driver
+checks for non-finite draws, computes Mplus's PSR over the last half of the iterations,
+prints progress and stops at convergence; Ctrl-C returns what finished.
+
+Mplus semantics: an *iteration* is ``thin`` sweeps (THIN multiplies the computed
+sweeps); the first half of the iterations of each chain is burn-in; BITERATIONS =
+(max, min) with the PSR rule checked every 100 iterations once ``min`` is reached;
+FBITERATIONS fixes the number of iterations (no PSR stopping).
+"""
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxsem.bayes.gibbs import ChainState, build_schedule, initial_state, make_sweep
+from jaxsem.bayes.layout import Layout, build_layout
+from jaxsem.bayes.results import BayesFit
+from jaxsem.errors import ModelError
+from jaxsem.model import Analysis
+
+
+@dataclass(frozen=True)
+class BayesOptions:
+    """Options with Mplus's names and meanings (ANALYSIS command).
+
+    ``biterations``: (max, min) iterations; ``fbiterations``: fixed number of iterations
+    (overrides biterations); ``thin``: sweeps per iteration; ``bseed``: random seed;
+    ``bconvergence``: stop when max PSR < 1 + bconvergence; ``point``: "median", "mean"
+    or "mode"; ``starts``: a free-parameter vector, or None for Mplus-style defaults;
+    ``n_adapt``: warm-up sweeps of the NUTS block (kept draws start after it);
+    ``chunk``: iterations per compiled call (the PSR check interval).
+    """
+    chains: int = 2
+    biterations: tuple[int, int] = (50000, 0)
+    fbiterations: int | None = None
+    thin: int = 1
+    bseed: int = 0
+    bconvergence: float = 0.05
+    point: str = "median"
+    starts: tuple[float, ...] | None = None
+    n_adapt: int = 500
+    chunk: int = 100
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.chains < 1:
+            raise ModelError(f"CHAINS must be at least 1, not {self.chains}")
+        if self.thin < 1:
+            raise ModelError(f"THIN must be at least 1, not {self.thin}")
+        if self.point not in ("median", "mean", "mode"):
+            raise ModelError(f"POINT must be MEDIAN, MEAN or MODE, not {self.point!r}")
+        top, low = self.biterations
+        if top < 1 or low < 0 or low > top:
+            raise ModelError(f"BITERATIONS = {top} ({low}) must have 0 <= min <= max")
+        if self.fbiterations is not None and self.fbiterations < 2:
+            raise ModelError("FBITERATIONS must be at least 2 (half are burn-in)")
+
+
+def fit_bayes(analysis: Analysis, options: BayesOptions = BayesOptions()) -> BayesFit:
+    """Run the Gibbs sampler on an Analysis and return the draws with summaries."""
+    layout, arrays = build_layout(analysis)
+    schedule = build_schedule(layout)
+    names = analysis.partable.parameter_names()
+    x0 = np.asarray(options.starts, dtype=float) if options.starts is not None else (
+        default_starts(layout, arrays))
+    if x0.shape != (layout.spec.n_free,):
+        raise ModelError(f"starts needs {layout.spec.n_free} values, got {x0.shape}")
+    n_adapt = options.n_adapt if schedule.nuts else 0
+    top, low = ((options.fbiterations, options.fbiterations) if options.fbiterations
+                else options.biterations)
+    low = max(low, 2 * n_adapt // options.thin + 2)
+    top = max(top, low)
+    chunk = min(options.chunk, top)
+    device_arrays = jax.tree_util.tree_map(jnp.asarray, arrays)
+    state0 = initial_state(layout, schedule, x0, arrays)
+    states = jax.tree_util.tree_map(lambda a: jnp.stack([a] * options.chains), state0)
+    key = jax.random.PRNGKey(options.bseed)
+    t0 = time.perf_counter()
+    shapes = tuple((name, a.shape, str(a.dtype)) for name, a in sorted(arrays.items()))
+    compiled = _compiled_chunk(layout, schedule, n_adapt, chunk, options.thin,
+                               options.chains, shapes)
+    compile_seconds = time.perf_counter() - t0
+
+    draws, accept, history = [], [], []
+    converged, interrupted, done = False, False, 0
+    t0 = time.perf_counter()
+    try:
+        while done < top:
+            states, (x_draws, acc) = compiled(device_arrays, states,
+                                              _chunk_keys(key, done, options.chains))
+            x_draws = np.asarray(x_draws)
+            _check_finite(x_draws, names, done, options.thin)
+            draws.append(x_draws)
+            accept.append(np.asarray(acc))
+            done += chunk
+            all_draws = np.concatenate(draws, axis=1)
+            psr = potential_scale_reduction(all_draws[:, done // 2:done])
+            worst = int(np.nanargmax(psr)) if psr.size else 0
+            history.append((done, float(psr[worst]) if psr.size else 1.0,
+                            names[worst] if names else ""))
+            if options.progress:
+                _progress(done, top, history[-1])
+            if not options.fbiterations and done >= low and history[-1][1] < 1 + options.bconvergence:
+                converged = True
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    sampling_seconds = time.perf_counter() - t0
+    if options.progress:
+        print(file=sys.stderr)
+    if not draws:
+        raise ModelError("the sampler was interrupted before the first chunk finished")
+    all_draws = np.concatenate(draws, axis=1)
+    if options.fbiterations and not interrupted:
+        converged = history[-1][1] < 1 + options.bconvergence
+    return BayesFit(analysis=analysis, layout=layout, schedule=schedule, options=options,
+                    draws=all_draws, psr_history=history, converged=converged,
+                    interrupted=interrupted, compile_seconds=compile_seconds,
+                    sampling_seconds=sampling_seconds,
+                    nuts_acceptance=float(np.mean(np.concatenate(accept, axis=1)[:, done // 2:]))
+                    if schedule.nuts else None,
+                    final_between=np.asarray(states.between))
+
+
+def potential_scale_reduction(draws: np.ndarray) -> np.ndarray:
+    """Mplus's PSR per parameter: sqrt((W + B) / W) over chains (chains, n, P).
+
+    W is the mean within-chain variance, B the variance of the chain means. One chain
+    is split in two halves.
+    """
+    if draws.shape[0] == 1:
+        half = draws.shape[1] // 2
+        draws = np.stack([draws[0, :half], draws[0, half:2 * half]])
+    if draws.shape[1] < 2:
+        return np.full(draws.shape[2], np.inf)
+    within = draws.var(axis=1).mean(axis=0)
+    between = draws.mean(axis=1).var(axis=0, ddof=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.sqrt((within + between) / within)
+    return np.where(within > 0, out, 1.0)
+
+
+def default_starts(layout: Layout, arrays) -> np.ndarray:
+    """Mplus's default starts: loadings 1, latent variances 0.05, observed (residual)
+    variances half the sample variance at their level, intercepts at sample means."""
+    spec = layout.spec
+    x = spec.start_values()
+    n = arrays["n"]
+    moments = arrays["moments"]
+    p = layout.p
+    means = moments[:, :p, p] / n[:, None]
+    grand = moments[:, :p, p].sum(0) / n.sum()
+    within_var = (np.einsum("jii->ji", moments[:, :p, :p]) - n[:, None] * means ** 2).sum(0) / max(
+        n.sum() - len(n), 1.0)
+    between_var = means.var(axis=0) if len(n) > 1 else np.zeros(p)
+    for row in spec.partable.free_rows():
+        if not np.isnan(row.start):
+            continue
+        k = row.free - 1
+        level = 0 if row.level == 1 else 1
+        if row.kind in ("variance", "residual_variance"):
+            if row.lhs in layout.within_observed:
+                i = layout.within_observed.index(row.lhs)
+                scale = within_var[i] if level == 0 else between_var[i]
+                x[k] = max(0.5 * scale, 1e-3)
+            else:
+                x[k] = 0.05
+        elif row.kind in ("intercept", "mean") and row.lhs in layout.within_observed:
+            x[k] = grand[layout.within_observed.index(row.lhs)]
+    return x
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled_chunk(layout: Layout, schedule, n_adapt: int, chunk: int, thin: int,
+                    chains: int, shapes: tuple):
+    """The compiled chunk for one model structure and data shape (cached: a second data
+    set of the same shapes reuses it); data arrays are arguments, not constants."""
+    sweep = make_sweep(layout, schedule, n_adapt)
+
+    def one_chain(arrays, state: ChainState, key):
+        def iteration(state, key):
+            state, accept = jax.lax.scan(lambda s, k: sweep(k, s, arrays), state,
+                                         jax.random.split(key, thin))
+            return state, (state.x, accept[-1])
+        return jax.lax.scan(iteration, state, jax.random.split(key, chunk))
+
+    runner = jax.jit(jax.vmap(one_chain, in_axes=(None, 0, 0)))
+    arrays = {name: jax.ShapeDtypeStruct(shape, dtype) for name, shape, dtype in shapes}
+    state = initial_state(layout, schedule, np.zeros(layout.spec.n_free),
+                          {name: np.zeros(shape, dtype) for name, shape, dtype in shapes})
+    states = jax.tree_util.tree_map(
+        lambda a: jax.ShapeDtypeStruct((chains,) + a.shape, a.dtype), state)
+    keys = jax.ShapeDtypeStruct((chains,) + jax.random.PRNGKey(0).shape, jnp.uint32)
+    return runner.lower(arrays, states, keys).compile()
+
+
+def _chunk_keys(key, done: int, chains: int):
+    return jax.random.split(jax.random.fold_in(key, done), chains)
+
+
+def _check_finite(x_draws: np.ndarray, names: list[str], done: int, thin: int) -> None:
+    bad = ~np.isfinite(x_draws) | (np.abs(x_draws) > 1e12)
+    if bad.any():
+        chain, it, k = map(int, np.argwhere(bad)[0])
+        raise ModelError(f"chain {chain + 1} diverged at iteration {done + it + 1}: "
+                         f"'{names[k]}' became {x_draws[chain, it, k]:g}. The model may not "
+                         "be identified, or a variance is drifting without bound: check the "
+                         "model, give starting values or an informative prior")
+
+
+def _progress(done: int, top: int, last: tuple[int, float, str]) -> None:
+    _, psr, name = last
+    print(f"\riteration {done:>6}/{top}  max PSR {psr:8.3f}  ({name})", end="",
+          file=sys.stderr, flush=True)

@@ -1,0 +1,387 @@
+"""The Gibbs schedule: which block updates which parameters, and one sweep.
+
+A sweep is an ordered chain of blocks, each a pure function of (key, state):
+
+1. missing outcomes (if any): drawn from their within-level conditional, then the
+   per-cluster moment matrices are recomputed;
+2. between state: per cluster an exact Gaussian draw (quadratic log density, derived by
+   autodiff: kernels.gaussian);
+3. coefficients whose complete-data log density is quadratic (levels with no
+   marginalised latent variables, acyclic paths, normal priors): one joint exact
+   Gaussian draw, equality labels included;
+4. covariance blocks of such levels (full blocks with inverse-Wishart or default priors;
+   single variances are 1 x 1 blocks): conjugate inverse-Wishart draws;
+5. everything else (loadings and variances of within factors, parameters joined by
+   labels across kinds, non-conjugate priors): one NUTS move on an unconstrained scale
+   (log variances), adapted during warm-up (kernels.hmc).
+
+Adding a block type means adding a function here and a line in ``sweep``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxsem.bayes import density, quadratic
+from jaxsem.bayes.layout import Layout
+from jaxsem.errors import ModelError
+from jaxsem.kernels import conjugate, gaussian, hmc
+from jaxsem.priors import Prior, default_prior, log_prob
+
+COEFFICIENT_KINDS = ("loading", "regression", "intercept", "mean")
+VARIANCE_KINDS = ("variance", "residual_variance")
+
+
+@dataclass(frozen=True)
+class CovarianceBlock:
+    """A full block of an innovation covariance matrix with a conjugate update.
+
+    ``level``: 0 within, 1 between. ``members``: indices into the level's innovation
+    vector (within: observed parts; between: ``layout.innovations``). ``entries``:
+    (i, j, x index) for i <= j. ``prior_scale`` (flattened k x k) and ``prior_df``:
+    IW(S0, df0) (Mplus default IW(0, -k-1); IG(a, b) on a single variance is IW(2b, 2a)).
+    """
+    level: int
+    members: tuple[int, ...]
+    entries: tuple[tuple[int, int, int], ...]
+    prior_scale: tuple[float, ...]
+    prior_df: float
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Static assignment of every free parameter (0-based index of x) to one block."""
+    coefficients: tuple[int, ...]
+    covariance_blocks: tuple[CovarianceBlock, ...]
+    nuts: tuple[int, ...]
+    nuts_log_scale: tuple[bool, ...]
+    priors: tuple[tuple[int, Prior], ...]   # log-prior terms outside covariance blocks
+
+    def describe(self, names: list[str]) -> list[str]:
+        """One line per block, for the report."""
+        lines = []
+        if self.coefficients:
+            lines.append("Gaussian (exact, joint): " + ", ".join(names[k] for k in self.coefficients))
+        for block in self.covariance_blocks:
+            label = "inverse gamma" if len(block.members) == 1 else "inverse Wishart"
+            lines.append(f"{label}: " + ", ".join(names[k] for _, _, k in block.entries))
+        if self.nuts:
+            lines.append("NUTS (adapted in warm-up): " + ", ".join(names[k] for k in self.nuts))
+        return lines
+
+
+def build_schedule(layout: Layout) -> Schedule:
+    table = layout.spec.partable
+    rows_of: dict[int, list] = {}
+    for r in table.rows:
+        if r.free:
+            rows_of.setdefault(r.free - 1, []).append(r)
+    within_complete = not layout.has_within_latent and _acyclic(table, table.blocks[0].name)
+    between_name = table.blocks[1].name if layout.two_level else None
+    between_acyclic = layout.two_level and _acyclic(table, between_name)
+    innovation_vars = {layout.between[k] for k in layout.innovations}
+
+    def coefficient_ok(row) -> bool:
+        if row.kind not in COEFFICIENT_KINDS:
+            return False
+        if row.prior is not None and row.prior.family != "normal":
+            return False
+        if row.level == 1:
+            return within_complete
+        equation = row.rhs if row.op == "=~" else row.lhs
+        return between_acyclic and equation in innovation_vars
+
+    coefficients = tuple(k for k, rows in sorted(rows_of.items())
+                         if all(coefficient_ok(r) for r in rows))
+    blocks: list[CovarianceBlock] = []
+    if within_complete:
+        blocks += _covariance_blocks(table, 0, table.blocks[0].name, list(layout.within_observed),
+                                     rows_of)
+    if layout.two_level:
+        members = [layout.between[k] for k in layout.innovations]
+        blocks += _covariance_blocks(table, 1, between_name, members, rows_of)
+    in_blocks = {k for b in blocks for _, _, k in b.entries}
+    nuts = tuple(k for k in sorted(rows_of) if k not in in_blocks and k not in coefficients)
+    log_scale = tuple(all(r.kind in VARIANCE_KINDS for r in rows_of[k]) for k in nuts)
+    priors = []
+    for k, rows in sorted(rows_of.items()):
+        if k in in_blocks:
+            continue
+        prior = next((r.prior for r in rows if r.prior is not None), None)
+        if prior is None:
+            kind = rows[0].kind
+            if kind in VARIANCE_KINDS or kind.endswith("covariance"):
+                continue  # Mplus defaults IG(-1, 0) and IW(0, -p-1) are flat
+            prior = default_prior("intercept" if kind in ("intercept", "mean") else "coefficient")
+        if prior.family == "inv_wishart" and rows[0].lhs != rows[0].rhs:
+            raise ModelError(f"the inverse-Wishart prior on {rows[0].lhs} WITH {rows[0].rhs} "
+                             "needs a full covariance block with free variances and "
+                             "covariances; other uses are not supported yet")
+        priors.append((k, prior))
+    return Schedule(coefficients, tuple(blocks), nuts, log_scale, tuple(priors))
+
+
+def _acyclic(table, block: str) -> bool:
+    """True if the directed paths (loadings, regressions) of a block have no cycle."""
+    edges: dict[str, set[str]] = {}
+    covariates = set(next(b for b in table.blocks if b.name == block).covariates)
+    for r in table.rows:
+        if r.block != block or r.op not in ("=~", "~") or (r.free == 0 and r.value == 0.0):
+            continue
+        src, dst = (r.lhs, r.rhs) if r.op == "=~" else (r.rhs, r.lhs)
+        if src not in covariates:
+            edges.setdefault(src, set()).add(dst)
+    state: dict[str, int] = {}
+
+    def visit(node: str) -> bool:
+        state[node] = 1
+        for nxt in edges.get(node, ()):
+            if state.get(nxt) == 1 or (state.get(nxt) is None and not visit(nxt)):
+                return False
+        state[node] = 2
+        return True
+
+    return all(state.get(n) == 2 or visit(n) for n in list(edges))
+
+
+def _covariance_blocks(table, level: int, block: str, members: list[str],
+                       rows_of: dict[int, list]) -> list[CovarianceBlock]:
+    """Conjugate blocks among ``members`` of a level's innovation covariance matrix."""
+    psi = {}
+    for r in table.rows:
+        if r.block == block and r.op == "~~" and r.lhs in members and r.rhs in members:
+            psi[frozenset((r.lhs, r.rhs))] = r
+    parent = {m: m for m in members}
+
+    def find(v):
+        while parent[v] != v:
+            v = parent[v]
+        return v
+    for key, r in psi.items():
+        if len(key) == 2 and r.free:
+            a, b = tuple(key)
+            parent[find(a)] = find(b)
+    groups: dict[str, list[str]] = {}
+    for m in members:
+        groups.setdefault(find(m), []).append(m)
+    out = []
+    for group in groups.values():
+        entries, priors, ok = [], [], True
+        for i, a in enumerate(group):
+            for j, b in enumerate(group[i:], start=i):
+                r = psi.get(frozenset((a, b)))
+                if r is None or not r.free or r.random or len(rows_of[r.free - 1]) != 1:
+                    ok = False
+                    break
+                entries.append((i, j, r.free - 1))
+                priors.append(r.prior)
+            if not ok:
+                break
+        outside = [r for key, r in psi.items() if len(key) == 2 and len(key & set(group)) == 1
+                   and (r.free or r.value != 0.0)]
+        if not ok or outside:
+            continue
+        conjugate = _iw_prior(len(group), entries, priors)
+        if conjugate is not None:
+            members_idx = tuple(members.index(m) for m in group)
+            out.append(CovarianceBlock(level, members_idx, tuple(entries), *conjugate))
+    return out
+
+
+def _iw_prior(k: int, entries, priors) -> tuple[tuple[float, ...], float] | None:
+    """IW(S0, df0) from the entries' priors, or None when they are not conjugate."""
+    if all(p is None for p in priors):
+        return tuple([0.0] * (k * k)), float(-k - 1)
+    scale = np.zeros((k, k))
+    dfs = set()
+    for (i, j, _), prior in zip(entries, priors):
+        if prior is None:
+            return None
+        if k == 1 and prior.family == "inv_gamma":
+            shape, s = prior.args
+            scale[0, 0], df = 2.0 * s, 2.0 * shape
+        elif prior.family == "inv_wishart":
+            scale[i, j] = scale[j, i] = prior.args[0]
+            df = prior.args[1]
+        else:
+            return None
+        dfs.add(df)
+    if len(dfs) != 1:
+        raise ModelError("the inverse-Wishart priors of one covariance block need one "
+                         f"degrees-of-freedom value; got {sorted(dfs)}")
+    return tuple(scale.ravel()), dfs.pop()
+
+
+# --------------------------------------------------------------------------- sweep
+
+class ChainState(NamedTuple):
+    """One chain. x (n_free,); between (J, nS); y (N, p) outcomes with missing values
+    filled by the last draw; adaptation: NUTS tuning; iteration: () sweeps done."""
+    x: jax.Array
+    between: jax.Array
+    y: jax.Array
+    adaptation: hmc.AdaptationState
+    iteration: jax.Array
+
+
+def log_prior(schedule: Schedule, x: jax.Array) -> jax.Array:
+    total = jnp.asarray(0.0)
+    for k, prior in schedule.priors:
+        total = total + log_prob(prior, x[k])
+    return total
+
+
+def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
+    """sweep(key, state, arrays) -> (state, info): one pass over all blocks."""
+    spec = layout.spec
+    table = spec.partable
+    nuts_levels = {r.level for r in table.rows if r.free and r.free - 1 in schedule.nuts}
+    within_only_nuts = nuts_levels == {1} and density.poolable(layout)
+    normal_priors = tuple((k, prior.args[0], float(np.sqrt(prior.args[1])))
+                          for k, prior in schedule.priors if k in schedule.coefficients)
+
+    def target(x, state_between, arrays):
+        mats = spec.unpack(x)
+        return density.complete_logdensity(layout, mats, arrays, state_between) + log_prior(
+            schedule, x)
+
+    def sweep(key, state: ChainState, arrays):
+        keys = jax.random.split(key, 5)
+        x, between, y = state.x, state.between, state.y
+        if layout.has_missing:
+            y = _impute_missing(keys[0], layout, spec.unpack(x), arrays, between, y)
+            arrays = dict(arrays, moments=_moments(layout, arrays, y))
+        if layout.two_level and layout.stochastic:
+            prep = density.prepare(layout, spec.unpack(x))
+            between = quadratic.draw_between_state(keys[1], layout, prep, arrays)
+        if schedule.coefficients:
+            idx = np.asarray(schedule.coefficients)
+            factors = (quadratic.moment_factors(arrays["moments"]) if layout.has_missing
+                       else arrays["factors"])
+
+            def residuals(v):
+                return quadratic.whitened_residuals(layout, spec, x.at[idx].set(v), between,
+                                                    arrays, factors, normal_priors)
+            basis = jnp.concatenate([jnp.zeros((1, len(idx))), jnp.eye(len(idx))])
+            at_basis = jax.vmap(residuals)(basis)  # r is affine: exact Jacobian columns
+            r0, jac = at_basis[0], (at_basis[1:] - at_basis[0]).T
+            draw = gaussian.sample_from_precision(jax.random.normal(keys[2], (len(idx),)),
+                                                  jac.T @ jac, -jac.T @ r0)
+            x = x.at[idx].set(draw)
+        if schedule.covariance_blocks:
+            x = _draw_covariances(keys[3], layout, schedule, x, arrays, between)
+        adaptation = state.adaptation
+        accept = jnp.asarray(1.0)
+        if schedule.nuts:
+            idx = np.asarray(schedule.nuts)
+            logs = np.asarray(schedule.nuts_log_scale)
+
+            def to_x(u):
+                return x.at[idx].set(jnp.where(logs, jnp.exp(u), u))
+
+            if within_only_nuts:
+                prep0 = density.prepare(layout, spec.unpack(x))
+                zb = jax.vmap(lambda s, k, w: density.assemble_between(layout, prep0, s, k, w))(
+                    between, arrays["known"], arrays["w"])
+                pooled = density.pooled_within_moments(layout, zb, arrays)
+                n_total = arrays["n"].sum()
+
+                def block_target(x_new):
+                    prep = density.prepare(layout, spec.unpack(x_new))
+                    return density.within_pooled_loglik(layout, prep, pooled, n_total) + (
+                        log_prior(schedule, x_new))
+            else:
+                def block_target(x_new):
+                    return target(x_new, between, arrays)
+
+            def logdensity(u):
+                value = block_target(to_x(u)) + jnp.sum(jnp.where(logs, u, 0.0))
+                return jnp.where(jnp.isnan(value), -jnp.inf, value)
+
+            u0 = jnp.where(logs, jnp.log(x[idx]), x[idx])
+            u, adaptation, info = hmc.nuts_gibbs_step(keys[4], u0, logdensity, adaptation,
+                                                      state.iteration, n_adapt)
+            x = to_x(u)
+            accept = info.acceptance_rate
+        return ChainState(x, between, y, adaptation, state.iteration + 1), accept
+
+    return sweep
+
+
+def _draw_covariances(key, layout: Layout, schedule: Schedule, x, arrays, between):
+    spec = layout.spec
+    mats = spec.unpack(x)
+    prep = density.prepare(layout, mats)
+    scatters, counts = {}, {}
+    if any(b.level == 0 for b in schedule.covariance_blocks):
+        zb = _assembled(layout, prep, arrays, between)
+        e = jax.vmap(lambda z, m: density.within_residual_scatter(layout, prep, z, m))(
+            zb, arrays["moments"]).sum(0)
+        ib = jnp.eye(layout.p) - mats[0]["beta"]
+        scatters[0], counts[0] = ib @ e @ ib.T, arrays["n"].sum()
+    if any(b.level == 1 for b in schedule.covariance_blocks):
+        zb = _assembled(layout, prep, arrays, between)
+        zeta = jax.vmap(lambda z, w: density.between_innovations(layout, prep, z, w))(
+            zb, arrays["w"])
+        scatters[1], counts[1] = zeta.T @ zeta, jnp.asarray(float(layout.n_clusters))
+    keys = jax.random.split(key, len(schedule.covariance_blocks))
+    for k, block in zip(keys, schedule.covariance_blocks):
+        members = np.asarray(block.members)
+        size = len(members)
+        scale = jnp.asarray(block.prior_scale).reshape(size, size) + scatters[block.level][
+            np.ix_(members, members)]
+        draw = conjugate.sample_inverse_wishart(k, scale, block.prior_df + counts[block.level])
+        for i, j, index in block.entries:
+            x = x.at[index].set(draw[i, j])
+    return x
+
+
+def _assembled(layout: Layout, prep, arrays, between):
+    return jax.vmap(lambda s, k, w: density.assemble_between(layout, prep, s, k, w))(
+        between, arrays["known"], arrays["w"])
+
+
+def _moments(layout: Layout, arrays, y):
+    u = jnp.concatenate([y, jnp.ones((y.shape[0], 1)), arrays["c"]], axis=1)
+    return jax.ops.segment_sum(u[:, :, None] * u[:, None, :], arrays["cluster"],
+                               num_segments=layout.n_clusters)
+
+
+def _impute_missing(key, layout: Layout, mats, arrays, between, y):
+    """Draw each missing outcome from its within-level conditional given the observed
+    outcomes of the row, its cluster's between values and the parameters (MAR)."""
+    prep = density.prepare(layout, mats)
+    zb = _assembled(layout, prep, arrays, between)
+    design = jax.vmap(lambda z: density.cluster_design(layout, prep, z))(zb)  # (J, p, 1+q)
+    c1 = jnp.concatenate([jnp.ones((y.shape[0], 1)), arrays["c"]], axis=1)
+    mean = jnp.einsum("npk,nk->np", design[arrays["cluster"]], c1)
+    sigma = prep.chol_sigma @ prep.chol_sigma.T
+    precision = jnp.linalg.inv(sigma)  # p x p, once per sweep
+    noise = jax.random.normal(key, y.shape)
+
+    def one(y_i, mu_i, obs_i, e_i):
+        miss = ~obs_i
+        p_masked = precision * (miss[:, None] & miss[None, :]) + jnp.diag(obs_i.astype(y.dtype))
+        linear = -jnp.where(miss, precision @ jnp.where(obs_i, y_i - mu_i, 0.0), 0.0)
+        draw = mu_i + gaussian.sample_from_precision(e_i, p_masked, linear)
+        return jnp.where(obs_i, y_i, draw)
+
+    return jax.vmap(one)(y, mean, arrays["observed"], noise)
+
+
+def initial_state(layout: Layout, schedule: Schedule, x0: np.ndarray, arrays) -> ChainState:
+    """Start of a chain: x0, between values from cluster means, NUTS untuned."""
+    between = np.zeros((layout.n_clusters, len(layout.stochastic)))
+    if layout.two_level:
+        n = np.maximum(np.asarray(arrays["n"])[:, None], 1.0)
+        means = np.asarray(arrays["moments"])[:, :layout.p, layout.p] / n
+        for i, k in layout.parts:
+            if k in layout.stochastic:
+                between[:, layout.stochastic.index(k)] = means[:, i]
+    return ChainState(jnp.asarray(x0), jnp.asarray(between), jnp.asarray(arrays["y"]),
+                      hmc.init_adaptation(len(schedule.nuts)), jnp.asarray(0))
+

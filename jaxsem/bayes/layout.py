@@ -1,0 +1,204 @@
+"""The data-augmented model the Gibbs sampler works on (one or two levels).
+
+Invariants -- read before changing anything below:
+
+* Within-level latent variables (factors) are never drawn: the within likelihood is the
+  exact marginal N(mu_ij, Sigma_w) of the observed within parts, evaluated from
+  per-cluster moment matrices ``M_j = sum_i u_i u_i'`` with ``u_i = [y_i, 1, c_i]``, so a
+  likelihood evaluation costs O(clusters), not O(observations).
+* The between-level state holds, per cluster, the values of the *stochastic* between
+  variables (innovation variance not fixed at zero) that are not data: the between parts
+  of within-varying variables, between factors and random coefficients. They are
+  centred (means included): the between parameters are updated given these values,
+  which is hierarchical centring.
+* Between variables whose innovation variance is fixed at 0 (``y1@0`` on %BETWEEN%) are
+  deterministic given the parameters and the state; they are recomputed whenever the
+  parameters move, never stored.
+* Between-only observed variables (BETWEEN list) are data: conditioned on, never drawn.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from jaxsem.errors import DataError, ModelError, warn
+from jaxsem.model import Analysis
+from jaxsem.spec import ModelSpec
+
+
+def _not_supported(what: str) -> ModelError:
+    return ModelError(f"{what} is not supported by the Bayes estimator yet")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Static structure of the augmented model (hashable: one compilation per layout).
+
+    ``within_observed``: observed within parts, order of the within block (p of them).
+    ``within_covariates``: q within covariates. ``between``: the nb between variables
+    (block order). ``stochastic``/``known``/``deterministic``: indices into ``between``
+    (state, data, zero-variance). ``parts``: (within index, between index) pairs: the
+    between part of a within-varying variable. ``random_slopes``: (row, covariate column,
+    between index) cells of the within gamma matrix replaced per cluster.
+    ``n_clusters``: J (1 for a single-level model).
+    """
+    spec: ModelSpec
+    within_observed: tuple[str, ...]
+    within_covariates: tuple[str, ...]
+    between: tuple[str, ...]
+    between_covariates: tuple[str, ...]
+    stochastic: tuple[int, ...]
+    known: tuple[int, ...]
+    deterministic: tuple[int, ...]
+    parts: tuple[tuple[int, int], ...]
+    random_slopes: tuple[tuple[int, int, int], ...]
+    n_clusters: int
+    has_missing: bool
+    has_within_latent: bool
+
+    @property
+    def p(self) -> int:
+        return len(self.within_observed)
+
+    @property
+    def q(self) -> int:
+        return len(self.within_covariates)
+
+    @property
+    def nb(self) -> int:
+        return len(self.between)
+
+    @property
+    def two_level(self) -> bool:
+        return len(self.spec.blocks) == 2
+
+    @cached_property
+    def innovations(self) -> tuple[int, ...]:
+        """Between variables with a stochastic innovation: state and data (T = S + K)."""
+        return tuple(sorted(self.stochastic + self.known))
+
+
+def build_layout(analysis: Analysis) -> tuple[Layout, dict[str, np.ndarray]]:
+    """Static layout and the data arrays (numpy) the sampler needs.
+
+    Arrays: ``y`` (N, p) with 0 where missing, ``observed`` (N, p) bool, ``c`` (N, q),
+    ``cluster`` (N,) int32, ``moments`` (J, m, m) and ``factors`` (J, m, m) with
+    F F' = M, ``n`` (J,), ``w`` (J, q_b),
+    ``known`` (J, |K|).
+    """
+    spec, data = analysis.spec, analysis.data
+    if len(spec.blocks) > 2:
+        raise _not_supported("a model with more than two levels")
+    if data.crossed:
+        raise _not_supported("a cross-classified model")
+    if analysis.partable.categorical:
+        raise _not_supported("a categorical (probit) outcome")
+    within = spec.blocks[0]
+    between = spec.blocks[1] if len(spec.blocks) == 2 else None
+    random_slopes = []
+    for cell in spec.random_cells:
+        if cell.block != 0 or cell.matrix != "gamma":
+            kind = {"beta": "a random loading or a random slope on a modelled variable",
+                    "psi": "a random residual variance"}.get(cell.matrix, "this random effect")
+            raise _not_supported(f"{kind} ('{cell.name}')")
+        random_slopes.append((cell.row, cell.col, cell.source_index))
+    has_within_latent = len(within.latent) > 0
+    zero_within = _fixed_zero_variances(spec, 0) & set(range(within.n_observed))
+    if zero_within:
+        names = ", ".join(within.variables[k] for k in sorted(zero_within))
+        raise _not_supported(f"a within-level residual variance fixed at 0 ({names})")
+    frame_cols = {name.lower(): i for i, name in enumerate(data.names)}
+
+    def column(name: str) -> np.ndarray:
+        return data.values[:, frame_cols[name.lower()]]
+
+    y = np.stack([column(v) for v in within.observed], axis=1) if within.observed else (
+        np.zeros((data.n_obs, 0)))
+    c = np.stack([column(v) for v in within.covariates], axis=1) if within.covariates else (
+        np.zeros((data.n_obs, 0)))
+    keep = ~np.isnan(c).any(axis=1)
+    if not keep.all():
+        warn(f"{int((~keep).sum())} of {len(keep)} rows have missing values on a covariate "
+             f"({', '.join(within.covariates)}) and are left out (listwise deletion); "
+             "bring the covariate into the model to use them")
+    y, c = y[keep], c[keep]
+    if len(y) == 0:
+        raise DataError("no observations are left after removing rows with missing covariates")
+    if between is not None:
+        cluster = data.cluster_index[0][keep]
+        n_clusters = int(data.n_clusters[0])
+    else:
+        cluster = np.zeros(len(y), dtype=np.int32)
+        n_clusters = 1
+    observed = ~np.isnan(y)
+    layout_between: tuple[str, ...] = tuple(between.variables) if between else ()
+    stochastic, known, deterministic, parts = [], [], [], []
+    w = np.zeros((n_clusters, 0))
+    known_values = np.zeros((n_clusters, 0))
+    if between is not None:
+        psi_fixed_zero = _fixed_zero_variances(spec, 1)
+        for k, v in enumerate(between.variables):
+            if v in within.observed:
+                parts.append((within.observed.index(v), k))
+            if k < between.n_observed and v not in within.observed:
+                known.append(k)
+            elif k in psi_fixed_zero:
+                deterministic.append(k)
+            else:
+                stochastic.append(k)
+        cluster_of = data.cluster_index[0]
+        w = np.stack([_per_cluster(data, v, cluster_of, n_clusters)
+                      for v in between.covariates], axis=1) if between.covariates else w
+        if np.isnan(w).any():
+            raise _not_supported("missing values on a between-level covariate")
+        if known:
+            known_values = np.stack([_per_cluster(data, between.variables[k], cluster_of,
+                                                  n_clusters) for k in known], axis=1)
+            if np.isnan(known_values).any():
+                raise _not_supported("missing values on a between-level outcome")
+    counts = np.bincount(cluster, minlength=n_clusters)
+    if (counts == 0).any():
+        raise DataError(f"{int((counts == 0).sum())} clusters have no observations left "
+                        "after listwise deletion")
+    layout = Layout(spec, tuple(within.observed), tuple(within.covariates), layout_between,
+                    tuple(between.covariates) if between else (), tuple(stochastic),
+                    tuple(known), tuple(deterministic), tuple(parts), tuple(random_slopes),
+                    n_clusters, bool((~observed).any()), has_within_latent)
+    y0 = np.where(observed, y, 0.0)
+    moments = cluster_moments(y0, c, cluster, n_clusters)
+    values, vectors = np.linalg.eigh(moments)
+    factors = vectors * np.sqrt(np.clip(values, 0.0, None))[:, None, :]
+    arrays = dict(y=y0, observed=observed, c=c, cluster=cluster.astype(np.int32),
+                  moments=moments, factors=factors, n=counts.astype(float), w=w,
+                  known=known_values)
+    return layout, arrays
+
+
+def cluster_moments(y: np.ndarray, c: np.ndarray, cluster: np.ndarray,
+                    n_clusters: int) -> np.ndarray:
+    """``(J, m, m)`` sums over each cluster of ``u u'`` with ``u = [y, 1, c]``."""
+    u = np.concatenate([y, np.ones((len(y), 1)), c], axis=1)
+    out = np.zeros((n_clusters, u.shape[1], u.shape[1]))
+    np.add.at(out, cluster, u[:, :, None] * u[:, None, :])
+    return out
+
+
+def _per_cluster(data, name: str, cluster_of: np.ndarray, n_clusters: int) -> np.ndarray:
+    """(J,) one value per cluster: the value of a BETWEEN variable, or the cluster mean
+    of a within-varying covariate used at the between level (Mplus, ex9.2c)."""
+    col = data.values[:, [n.lower() for n in data.names].index(name.lower())]
+    sums = np.bincount(cluster_of, weights=np.nan_to_num(col), minlength=n_clusters)
+    counts = np.bincount(cluster_of, weights=~np.isnan(col), minlength=n_clusters)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / counts, np.nan)
+
+
+def _fixed_zero_variances(spec: ModelSpec, block: int) -> set[int]:
+    """Indices of variables of a block whose (residual) variance is fixed at 0."""
+    name = spec.blocks[block].name
+    variables = spec.blocks[block].variables
+    return {variables.index(r.lhs) for r in spec.partable.rows
+            if r.block == name and r.op == "~~" and r.lhs == r.rhs and r.free == 0
+            and not r.random and r.value == 0.0}

@@ -1,0 +1,122 @@
+"""Fast, batched forms of the two Gaussian blocks (checked against the autodiff forms).
+
+Between state: per cluster the log density is quadratic in the state ``s`` (nS,). The
+between values are affine in it, ``zb = Z0_j + Z1 s``, the within likelihood is
+quadratic in ``zb`` through the design ``R_j = R0 - sum_k zb_k G_k`` (p, m), and the
+between density is quadratic through the innovations ``C zb - d_j``; the precision and
+linear terms follow with a few einsums over all clusters at once.
+
+Coefficients: the complete-data log density of levels without marginalised latent
+variables is ``-|r(v)|^2 / 2`` for a residual vector ``r`` linear in the coefficients
+``v`` (innovations whitened by the innovation covariance, and normal priors); one
+forward-mode Jacobian gives ``P = J'J`` and ``h = -J' r(0)``.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.linalg import solve_triangular
+
+from jaxsem.bayes import density
+from jaxsem.bayes.layout import Layout
+
+
+def between_affine_map(layout: Layout, prep: density.Prepared, arrays):
+    """``zb = Z0_j + Z1 s``: Z0 (J, nb), Z1 (nb, nS)."""
+    nb, n_state = layout.nb, len(layout.stochastic)
+    s_idx = np.asarray(layout.stochastic, dtype=int)
+    k_idx = np.asarray(layout.known, dtype=int)
+    z1 = jnp.zeros((nb, n_state)).at[s_idx, np.arange(n_state)].set(1.0)
+    z0 = jnp.zeros((layout.n_clusters, nb)).at[:, k_idx].set(arrays["known"])
+    if layout.deterministic:
+        d = np.asarray(layout.deterministic)
+        ib_dd = prep.ib[np.ix_(d, d)]
+        z1 = z1.at[d].set(-jnp.linalg.solve(ib_dd, prep.ib[np.ix_(d, s_idx)]))
+        rhs = (prep.alpha_b[d][None] + arrays["w"] @ prep.gamma_b[d].T
+               - arrays["known"] @ prep.ib[np.ix_(d, k_idx)].T)
+        z0 = z0.at[:, d].set(jnp.linalg.solve(ib_dd, rhs.T).T)
+    return z0, z1
+
+
+def design_derivatives(layout: Layout, prep: density.Prepared) -> jax.Array:
+    """(nb, p, m): G_k with R_j = R0 - sum_k zb_k G_k, R = [I_p, -design]."""
+    p, m = layout.p, layout.p + 1 + layout.q
+    g = jnp.zeros((layout.nb, p, m))
+    for i, k in layout.parts:
+        g = g.at[k, i, p].set(1.0)
+    for row, col, source in layout.random_slopes:
+        g = g.at[source, :, p + 1 + col].add(prep.fa[:, row])
+    return g
+
+
+def between_state_quadratic(layout: Layout, prep: density.Prepared, arrays):
+    """Precision (J, nS, nS) and linear term (J, nS) of every cluster's state."""
+    p = layout.p
+    r0 = jnp.concatenate([jnp.eye(p), -prep.base[:, None], -prep.fa_gamma], axis=1)
+    g = design_derivatives(layout, prep)
+    gl = solve_triangular(prep.chol_sigma[None], g, lower=True)  # (nb, p, m)
+    r0l = solve_triangular(prep.chol_sigma, r0, lower=True)     # (p, m)
+    moments = arrays["moments"]
+    prec = jnp.einsum("kpm,jmn,lpn->jkl", gl, moments, gl)
+    lin = jnp.einsum("kpm,jmn,pn->jk", gl, moments, r0l)
+    t = np.asarray(layout.innovations)
+    c = solve_triangular(prep.chol_psi, prep.ib[t], lower=True)          # (|T|, nb)
+    d = prep.alpha_b[t][None] + arrays["w"] @ prep.gamma_b[t].T          # (J, |T|)
+    dl = solve_triangular(prep.chol_psi, d.T, lower=True).T
+    prec = prec + (c.T @ c)[None]
+    lin = lin + dl @ c
+    z0, z1 = between_affine_map(layout, prep, arrays)
+    prec_s = jnp.einsum("ak,jab,bl->jkl", z1, prec, z1)
+    lin_s = (lin - jnp.einsum("jab,jb->ja", prec, z0)) @ z1
+    return prec_s, lin_s
+
+
+def draw_between_state(key, layout: Layout, prep: density.Prepared, arrays) -> jax.Array:
+    """(J, nS) exact draw of every cluster's between state."""
+    prec, lin = between_state_quadratic(layout, prep, arrays)
+    noise = jax.random.normal(key, lin.shape)
+    chol = jnp.linalg.cholesky(prec)
+    mean = jax.scipy.linalg.cho_solve((chol, True), lin[..., None])[..., 0]
+    return mean + solve_triangular(jnp.swapaxes(chol, -1, -2), noise[..., None],
+                                   lower=False)[..., 0]
+
+
+def whitened_residuals(layout: Layout, spec, x, state, arrays, factors, priors) -> jax.Array:
+    """Residual vector r with log density = -|r|^2/2 + terms free of the coefficients.
+
+    ``factors``: (J, m, m) square roots of the cluster moment matrices; ``priors``:
+    (index, mean, sd) of normal priors.
+    """
+    mats = spec.unpack(x)
+    parts = []
+    w = mats[0]
+    if not layout.has_within_latent:
+        prep = density.prepare(layout, mats)
+        ib_w = jnp.eye(layout.p) - w["beta"]
+        chol_psi_w = jnp.linalg.cholesky(w["psi"])
+        zb = jax.vmap(lambda s, k, ww: density.assemble_between(layout, prep, s, k, ww))(
+            state, arrays["known"], arrays["w"])
+
+        def cluster(z, f):
+            design = density.cluster_design(layout, prep, z)
+            r = ib_w @ jnp.concatenate([jnp.eye(layout.p), -design], axis=1)
+            return solve_triangular(chol_psi_w, r @ f, lower=True)
+        parts.append(jax.vmap(cluster)(zb, factors).ravel())
+    if layout.two_level:
+        prep = density.prepare(layout, mats)
+        zb = jax.vmap(lambda s, k, ww: density.assemble_between(layout, prep, s, k, ww))(
+            state, arrays["known"], arrays["w"])
+        zeta = jax.vmap(lambda z, ww: density.between_innovations(layout, prep, z, ww))(
+            zb, arrays["w"])
+        parts.append(solve_triangular(prep.chol_psi, zeta.T, lower=True).ravel())
+    if priors:
+        idx, mean, sd = (np.asarray(v) for v in zip(*priors))
+        parts.append((x[idx] - mean) / sd)
+    return jnp.concatenate(parts)
+
+
+def moment_factors(moments: jax.Array) -> jax.Array:
+    """(J, m, m) F_j with F_j F_j' = M_j (eigen square roots: M_j may be singular)."""
+    values, vectors = jnp.linalg.eigh(moments)
+    return vectors * jnp.sqrt(jnp.clip(values, 0.0, None))[:, None, :]

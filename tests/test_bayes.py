@@ -1,0 +1,242 @@
+"""The Gibbs sampler against exact answers, with tolerances from Monte Carlo error.
+
+False-alarm budget: each comparison allows |z| < 4 with z = (draw statistic - exact) /
+(Monte Carlo SE from ArviZ's ESS); about 25 comparisons keep the chance of a false
+alarm for a new seed under 2e-3. Seeds are fixed, so the suite is deterministic.
+"""
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+
+import jaxsem
+from jaxsem.bayes import BayesOptions, fit_bayes, potential_scale_reduction
+from jaxsem.bayes import density, quadratic
+from jaxsem.bayes.driver import _check_finite
+from jaxsem.bayes.layout import build_layout
+from jaxsem.errors import ModelError
+from jaxsem.kernels import gaussian
+
+Z = 4.0
+QUIET = dict(progress=False)
+
+
+def _mcse_ok(draws: np.ndarray, exact_mean: float, exact_sd: float, ess: float) -> None:
+    flat = draws.ravel()
+    assert abs(flat.mean() - exact_mean) < Z * exact_sd / np.sqrt(ess)
+    # sd of a sample sd ~ sd / sqrt(2 ESS)
+    assert abs(flat.std(ddof=1) - exact_sd) < Z * exact_sd / np.sqrt(2 * ess)
+
+
+def _random_intercept_data(seed, n_clusters=40, sizes=(3, 12), tau2=0.5, sigma2=1.0):
+    rng = np.random.default_rng(seed)
+    n = rng.integers(*sizes, size=n_clusters)
+    cluster = np.repeat(np.arange(n_clusters), n)
+    u = rng.normal(0, np.sqrt(tau2), n_clusters)
+    x = rng.normal(size=len(cluster))
+    y = 1.5 + 0.7 * x + u[cluster] + rng.normal(0, np.sqrt(sigma2), len(cluster))
+    return pd.DataFrame({"y": y, "x": x, "c": cluster})
+
+
+def test_normal_normal_random_intercept_against_closed_form():
+    """Known variances (fixed), flat prior on the mean: the posterior of the mean is
+    N(sum w_j ybar_j / sum w_j, 1 / sum w_j) with w_j = 1 / (tau2 + sigma2 / n_j)."""
+    frame = _random_intercept_data(1)
+    model = jaxsem.Model.from_mplus("%WITHIN%\n y@1;\n %BETWEEN%\n y@0.5;", clusters=["c"])
+    fit = model.fit(frame, chains=4, fbiterations=4000, bseed=3, **QUIET)
+    assert fit.partable.n_free == 1
+    grouped = frame.groupby("c")["y"]
+    w = 1.0 / (0.5 + 1.0 / grouped.size().to_numpy())
+    mean = float((w * grouped.mean().to_numpy()).sum() / w.sum())
+    sd = float(np.sqrt(1.0 / w.sum()))
+    table = fit.summary().set_index(["block", "lhs", "op"])
+    ess = table.loc[("between", "y", "~1"), "ess_bulk"]
+    _mcse_ok(fit.kept[:, :, 0], mean, sd, ess)
+
+
+def test_single_level_regression_against_conjugate_posterior():
+    """Flat priors on (beta, sigma2): beta | y ~ t_{n-k-2}(OLS, s2 (X'X)^-1) with
+    s2 = SSE / (n-k-2); E[sigma2 | y] = SSE / (n-k-4)."""
+    rng = np.random.default_rng(2)
+    n = 60
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    y = 1.0 + 0.5 * x1 - 0.3 * x2 + rng.normal(size=n)
+    frame = pd.DataFrame({"y": y, "x1": x1, "x2": x2})
+    fit = jaxsem.Model.from_mplus("y ON x1 x2;").fit(frame, chains=4, fbiterations=4000,
+                                                     bseed=5, **QUIET)
+    design = np.column_stack([np.ones(n), x1, x2])
+    beta, sse = np.linalg.lstsq(design, y, rcond=None)[:2]
+    k = 3
+    nu = n - k - 2
+    cov = sse[0] / nu * np.linalg.inv(design.T @ design) * nu / (nu - 2)
+    names = fit.names
+    table = fit.summary()
+    for name, i in (("y~1", 0), ("y~x1", 1), ("y~x2", 2)):
+        j = names.index(name)
+        ess = table.loc[table.free == j + 1, "ess_bulk"].iloc[0]
+        _mcse_ok(fit.kept[:, :, j], beta[i], np.sqrt(cov[i, i]), ess)
+    j = names.index("y~~y")
+    ess = table.loc[table.free == j + 1, "ess_bulk"].iloc[0]
+    sigma_draws = fit.kept[:, :, j].ravel()
+    assert abs(sigma_draws.mean() - sse[0] / (n - k - 4)) < Z * sigma_draws.std() / np.sqrt(ess)
+
+
+def test_missing_outcomes_are_imputed_mar():
+    """Known variances: the exact posterior of (mean, slope) uses the observed rows
+    only (GLS with the cluster covariance); the sampler imputes the missing ones."""
+    frame = _random_intercept_data(4, n_clusters=30)
+    rng = np.random.default_rng(9)
+    frame.loc[rng.random(len(frame)) < 0.25, "y"] = np.nan
+    model = jaxsem.Model.from_mplus("%WITHIN%\n y ON x;\n y@1;\n %BETWEEN%\n y@0.5;",
+                                    within=["x"], clusters=["c"])
+    fit = model.fit(frame, chains=4, fbiterations=4000, bseed=11, **QUIET)
+    precision, linear = np.zeros((2, 2)), np.zeros(2)
+    for _, g in frame.dropna().groupby("c"):
+        xx = np.column_stack([np.ones(len(g)), g["x"]])
+        v_inv = np.linalg.inv(np.eye(len(g)) + 0.5)
+        precision += xx.T @ v_inv @ xx
+        linear += xx.T @ v_inv @ g["y"].to_numpy()
+    mean = np.linalg.solve(precision, linear)
+    cov = np.linalg.inv(precision)
+    table = fit.summary()
+    for name, i in (("between: y~1", 0), ("within: y~x", 1)):
+        j = fit.names.index(name)
+        ess = table.loc[table.free == j + 1, "ess_bulk"].iloc[0]
+        _mcse_ok(fit.kept[:, :, j], mean[i], np.sqrt(cov[i, i]), ess)
+
+
+def _random_slope_analysis(seed=0, clusters=60, size=20, missing=False):
+    model = jaxsem.Model.from_mplus("%WITHIN%\n s | y ON x;\n %BETWEEN%\n y s ON w;\n y WITH s;",
+                                    within=["x"], between=["w"], clusters=["c"])
+    spec = model.spec
+    x = spec.start_values()
+    frame = spec.simulate(x, jax.random.PRNGKey(seed), [size] * clusters, cluster_names=["c"])
+    if missing:
+        frame.loc[np.random.default_rng(seed).random(len(frame)) < 0.2, "y"] = np.nan
+    return model.prepare(frame)
+
+
+@pytest.mark.parametrize("missing", [False, True])
+def test_fast_between_block_matches_autodiff_form(missing):
+    """The batched precision/linear terms of the between state equal the ones derived
+    by autodiff from the complete-data log density of each cluster."""
+    layout, arrays = build_layout(_random_slope_analysis(missing=missing))
+    spec = layout.spec
+    x = spec.start_values() + 0.1
+    prep = density.prepare(layout, spec.unpack(x))
+    prec, lin = quadratic.between_state_quadratic(layout, prep, arrays)
+    for j in (0, 7):
+        def f(s, j=j):
+            return density.cluster_logdensity(layout, prep, s, arrays["known"][j],
+                                              arrays["w"][j], arrays["moments"][j],
+                                              arrays["n"][j])
+        p_ref, h_ref = gaussian.quadratic_coefficients(f, np.zeros(len(layout.stochastic)))
+        np.testing.assert_allclose(prec[j], p_ref, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(lin[j], h_ref, rtol=1e-9, atol=1e-9)
+
+
+def test_pooled_within_likelihood_matches_per_cluster_sum():
+    analysis = _random_slope_analysis()
+    layout, arrays = build_layout(analysis)
+    spec = layout.spec
+    prep = density.prepare(layout, spec.unpack(spec.start_values() + 0.2))
+    zb = np.random.default_rng(0).normal(size=(layout.n_clusters, layout.nb))
+    per_cluster = sum(float(density.within_cluster_loglik(layout, prep, zb[j],
+                                                          arrays["moments"][j], arrays["n"][j]))
+                      for j in range(layout.n_clusters))
+    pooled = density.pooled_within_moments(layout, zb, arrays)
+    total = density.within_pooled_loglik(layout, prep, pooled, arrays["n"].sum())
+    np.testing.assert_allclose(float(total), per_cluster, rtol=1e-10)
+
+
+def test_random_slope_recovery_and_schedule():
+    analysis = _random_slope_analysis(seed=1, clusters=150, size=30)
+    fit = fit_bayes(analysis, BayesOptions(chains=2, fbiterations=1000, bseed=1, **QUIET))
+    blocks = " | ".join(fit.schedule.describe(fit.names))
+    assert "NUTS" not in blocks and "inverse Wishart" in blocks
+    truth = dict(zip(fit.names, analysis.spec.start_values()))
+    table = fit.summary()
+    for row in table[table.free > 0].itertuples():
+        name = fit.names[row.free - 1]
+        # truth within 4 posterior SDs (sampling error) plus Monte Carlo error
+        assert abs(row.estimate - truth[name]) < 4 * row.posterior_sd * (1 + 1 / np.sqrt(row.ess_bulk))
+
+
+def test_no_recompilation_for_a_second_data_set_of_the_same_shape():
+    first = fit_bayes(_random_slope_analysis(seed=2), BayesOptions(fbiterations=200, **QUIET))
+    second = fit_bayes(_random_slope_analysis(seed=3), BayesOptions(fbiterations=200, **QUIET))
+    assert first.compile_seconds > 0.5
+    assert second.compile_seconds < 0.05
+    assert not np.allclose(first.kept, second.kept)
+
+
+def test_iterations_thin_and_burn_in_follow_mplus():
+    analysis = _random_slope_analysis(seed=4)
+    fit = fit_bayes(analysis, BayesOptions(chains=3, fbiterations=300, thin=2, chunk=100,
+                                           **QUIET))
+    assert fit.draws.shape == (3, 300, analysis.partable.n_free)
+    assert fit.kept.shape[1] == 150
+    stopped = fit_bayes(analysis, BayesOptions(biterations=(5000, 200), **QUIET))
+    assert stopped.converged and 200 <= stopped.draws.shape[1] < 5000
+
+
+def test_psr_matches_mplus_formula():
+    rng = np.random.default_rng(0)
+    draws = rng.normal(size=(2, 500, 3))
+    draws[1, :, 2] += 1.0
+    psr = potential_scale_reduction(draws)
+    within = draws.var(axis=1).mean(0)
+    between = draws.mean(axis=1).var(axis=0, ddof=1)
+    np.testing.assert_allclose(psr, np.sqrt((within + between) / within))
+    assert psr[2] > 1.1 > psr[0]
+
+
+def test_divergence_names_the_parameter_and_iteration():
+    draws = np.zeros((2, 10, 3))
+    draws[1, 4, 2] = np.nan
+    with pytest.raises(ModelError, match=r"chain 2 diverged at iteration 105: 'c'"):
+        _check_finite(draws, ["a", "b", "c"], 100, 1)
+
+
+def test_interrupt_keeps_finished_draws(monkeypatch):
+    from jaxsem.bayes import driver
+    calls = []
+    real = driver._check_finite
+
+    def interrupt_second_chunk(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args)
+    monkeypatch.setattr(driver, "_check_finite", interrupt_second_chunk)
+    fit = fit_bayes(_random_slope_analysis(seed=5), BayesOptions(fbiterations=400, **QUIET))
+    assert fit.interrupted and not fit.converged and fit.draws.shape[1] == 100
+
+
+def test_report_arviz_and_defined_parameters():
+    frame = _random_intercept_data(6)
+    model = jaxsem.Model.from_mplus("%WITHIN%\n y ON x (b);\n %BETWEEN%\n [y] (m);",
+                                    within=["x"], clusters=["c"],
+                                    constraints="NEW(ratio); ratio = b / m;")
+    fit = model.fit(frame, fbiterations=400, **QUIET)
+    report = fit.report()
+    for text in ("MODEL RESULTS", "Within Level", "Between Level", " Y ON", " Means",
+                 "Residual Variances", " Variances", "New/Additional Parameters", "RATIO",
+                 "TECHNICAL 8", "Gibbs blocks"):
+        assert text in report
+    new = fit.summary().set_index("lhs").loc["ratio"]
+    b = fit.kept[:, :, fit.names.index("within: y~x")]
+    m = fit.kept[:, :, fit.names.index("between: y~1")]
+    assert new.estimate == pytest.approx(np.median(b / m))
+    idata = fit.to_arviz()
+    assert "within: y~x" in idata.posterior and "ratio" in idata.posterior
+
+
+def test_unsupported_models_are_refused_before_sampling():
+    frame = pd.DataFrame({"u": [0, 1] * 10, "x": np.arange(20.0), "c": np.repeat(range(4), 5)})
+    model = jaxsem.Model.from_mplus("%WITHIN%\n u ON x;", within=["x"], categorical=["u"],
+                                    clusters=["c"])
+    with pytest.raises(ModelError, match="categorical.*not supported by the Bayes estimator"):
+        model.fit(frame, **QUIET)
+    with pytest.raises(ModelError, match="unknown option"):
+        jaxsem.Model.from_mplus("y ON x;").fit(frame.rename(columns={"u": "y"}), chainz=2)
