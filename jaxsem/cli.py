@@ -1,6 +1,7 @@
 """Command line: ``jaxsem example`` (bundled two-level example), ``jaxsem --help``.
 
-Exit codes: 0 success, 2 bad input (a JaxsemError, printed without a traceback).
+Exit codes: 0 success, 1 the sampler did not converge, 2 bad input (a JaxsemError,
+printed without a traceback).
 """
 from __future__ import annotations
 
@@ -18,7 +19,15 @@ def _example(args: argparse.Namespace) -> int:
     analysis = model.prepare(load_schools(), missing=EXAMPLE_MISSING)
     print("MODEL:" + EXAMPLE_MODEL)
     print(analysis.summary())
-    return 0
+    if args.no_fit:
+        return 0
+    from jaxsem.bayes import BayesOptions, fit_bayes  # noqa: PLC0415
+
+    fit = fit_bayes(analysis, BayesOptions(chains=args.chains, bseed=args.seed,
+                                           biterations=(50000, 2000)))
+    print()
+    print(fit.report())
+    return 0 if fit.converged else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,8 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     example = commands.add_parser(
         "example", help="run the bundled two-level example (pupils in schools)",
-        description="Parse the bundled two-level factor model, check it against the "
-                    "bundled school data and print the data summary and parameter table.")
+        description="Fit the bundled two-level factor model to the bundled school data "
+                    "with the Bayes estimator and print the data summary and the "
+                    "Mplus-style results table.")
+    example.add_argument("--chains", type=int, default=2, help="MCMC chains (default 2)")
+    example.add_argument("--seed", type=int, default=0, help="random seed (BSEED)")
+    example.add_argument("--no-fit", action="store_true",
+                         help="only parse the model and check the data")
     example.set_defaults(run=_example)
     args = parser.parse_args(argv)
     if args.command is None:

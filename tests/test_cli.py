@@ -3,10 +3,20 @@ from jaxsem.cli import main
 
 
 def test_example_prints_data_summary_and_parameters(capsys):
-    assert main(["example"]) == 0
+    assert main(["example", "--no-fit"]) == 0
     out = capsys.readouterr().out
     assert "80 clusters" in out and "missing 43" in out
     assert "18 free parameters" in out
+
+
+def test_example_bayes_fit_recovers_the_population(capsys):
+    """configs/make_example_data.py simulated the data at these values."""
+    assert main(["example"]) == 0
+    out = capsys.readouterr().out
+    assert "Convergence: converged" in out
+    rows = {line.split()[0]: float(line.split()[1]) for line in out.splitlines()
+            if line.startswith("    ") and len(line.split()) > 2}
+    assert abs(rows["X1"] - 0.5) < 0.15 and abs(rows["X2"] + 0.3) < 0.15
 
 
 def test_help_lists_commands(capsys):
