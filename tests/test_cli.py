@@ -14,8 +14,9 @@ def test_example_bayes_fit_recovers_the_population(capsys):
     assert main(["example"]) == 0
     out = capsys.readouterr().out
     assert "Convergence: converged" in out
-    rows = {line.split()[0]: float(line.split()[1]) for line in out.splitlines()
-            if line.startswith("    ") and len(line.split()) > 2}
+    results = out.split("MODEL RESULTS")[1].split("TECHNICAL 8")[0]
+    rows = {line.split()[0]: float(line.split()[1]) for line in results.splitlines()
+            if line.startswith("    ") and len(line.split()) > 3}
     assert abs(rows["X1"] - 0.5) < 0.15 and abs(rows["X2"] + 0.3) < 0.15
 
 
