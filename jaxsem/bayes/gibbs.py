@@ -241,6 +241,8 @@ def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
     table = spec.partable
     nuts_levels = {r.level for r in table.rows if r.free and r.free - 1 in schedule.nuts}
     within_only_nuts = nuts_levels == {1} and density.poolable(layout)
+    coefficient_levels = frozenset(r.level for r in table.rows
+                                   if r.free and r.free - 1 in schedule.coefficients)
     normal_priors = tuple((k, prior.args[0], float(np.sqrt(prior.args[1])))
                           for k, prior in schedule.priors if k in schedule.coefficients)
 
@@ -265,7 +267,8 @@ def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
 
             def residuals(v):
                 return quadratic.whitened_residuals(layout, spec, x.at[idx].set(v), between,
-                                                    arrays, factors, normal_priors)
+                                                    arrays, factors, normal_priors,
+                                                    coefficient_levels)
             basis = jnp.concatenate([jnp.zeros((1, len(idx))), jnp.eye(len(idx))])
             at_basis = jax.vmap(residuals)(basis)  # r is affine: exact Jacobian columns
             r0, jac = at_basis[0], (at_basis[1:] - at_basis[0]).T

@@ -82,16 +82,18 @@ def draw_between_state(key, layout: Layout, prep: density.Prepared, arrays) -> j
                                    lower=False)[..., 0]
 
 
-def whitened_residuals(layout: Layout, spec, x, state, arrays, factors, priors) -> jax.Array:
+def whitened_residuals(layout: Layout, spec, x, state, arrays, factors, priors,
+                       levels: frozenset[int]) -> jax.Array:
     """Residual vector r with log density = -|r|^2/2 + terms free of the coefficients.
 
     ``factors``: (J, m, m) square roots of the cluster moment matrices; ``priors``:
-    (index, mean, sd) of normal priors.
+    (index, mean, sd) of normal priors; ``levels``: the levels (1, 2) whose coefficients
+    are in the block (the other level's terms do not depend on them).
     """
     mats = spec.unpack(x)
     parts = []
     w = mats[0]
-    if not layout.has_within_latent:
+    if 1 in levels:
         prep = density.prepare(layout, mats)
         ib_w = jnp.eye(layout.p) - w["beta"]
         chol_psi_w = jnp.linalg.cholesky(w["psi"])
@@ -103,7 +105,7 @@ def whitened_residuals(layout: Layout, spec, x, state, arrays, factors, priors) 
             r = ib_w @ jnp.concatenate([jnp.eye(layout.p), -design], axis=1)
             return solve_triangular(chol_psi_w, r @ f, lower=True)
         parts.append(jax.vmap(cluster)(zb, factors).ravel())
-    if layout.two_level:
+    if 2 in levels:
         prep = density.prepare(layout, mats)
         zb = jax.vmap(lambda s, k, ww: density.assemble_between(layout, prep, s, k, ww))(
             state, arrays["known"], arrays["w"])

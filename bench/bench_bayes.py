@@ -1,0 +1,124 @@
+"""Gibbs sampler against numpyro NUTS, in one run on one machine.
+
+For each model: the same data for both samplers (bench/peers/numpyro_peers.py makes
+them), 4 chains; prints minimum bulk ESS (ArviZ) per second of sampling, compile time
+separately, and the ratios jaxsem / numpyro on sampling time and on wall time to the
+same ESS including compilation. Then the cost per sweep of the random-slope model for
+N = 10^3 .. 10^6 observations (200 clusters), which must not grow with cluster size.
+
+    python bench/bench_bayes.py [--quick] [--out bench/results/bench_bayes.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "peers"))
+
+import jaxsem  # noqa: E402
+import numpyro_peers  # noqa: E402
+
+MODELS = {
+    "random_slope": ("%WITHIN%\n s | y ON x;\n %BETWEEN%\n y WITH s;",
+                     dict(within=["x"], clusters=["c"])),
+    "cfa_twolevel": ("%WITHIN%\n fw BY y1-y3;\n %BETWEEN%\n fb BY y1-y3;", dict(clusters=["c"])),
+    "demo_twolevel_sem": ("%WITHIN%\n fw BY y1-y3;\n fw ON x1-x3;\n %BETWEEN%\n fb BY y1-y3;\n"
+                          " fb ON w1 w2;", dict(within=["x1", "x2", "x3"], between=["w1", "w2"],
+                                                clusters=["c"])),
+}
+
+
+def frame_of(name: str, data: dict) -> pd.DataFrame:
+    """The numpyro benchmark data as a DataFrame for jaxsem."""
+    if name == "random_slope":
+        return pd.DataFrame({"y": data["y"], "x": data["x"], "c": data["cluster"]})
+    frame = pd.DataFrame(data["y"], columns=["y1", "y2", "y3"])
+    frame["c"] = data["cluster"]
+    if name == "demo_twolevel_sem":
+        frame[["x1", "x2", "x3"]] = data["x"]
+        frame[["w1", "w2"]] = data["w"][data["cluster"]]
+    return frame
+
+
+def run_jaxsem(name: str, data: dict, iterations: int, seed: int = 0) -> dict:
+    text, roles = MODELS[name]
+    fit = jaxsem.Model.from_mplus(text, **roles).fit(
+        frame_of(name, data), chains=4, fbiterations=iterations, bseed=seed, progress=False)
+    table = fit.summary()
+    free = table[table.free > 0]
+    worst = free.loc[free.ess_bulk.idxmin()]
+    return {"compile_seconds": fit.compile_seconds, "sampling_seconds": fit.sampling_seconds,
+            "min_bulk_ess": float(worst.ess_bulk),
+            "min_ess_param": fit.names[int(worst.free) - 1],
+            "ess_per_second": float(worst.ess_bulk) / fit.sampling_seconds,
+            "iterations": iterations, "kept": int(fit.kept.shape[1]),
+            "blocks": fit.schedule.describe(fit.names)}
+
+
+def ratios(ours: dict, peer: dict) -> dict:
+    """Sampling-time ESS/s ratio, and wall time (compile + sampling) to the same ESS."""
+    target = min(ours["min_bulk_ess"], peer["min_bulk_ess"])
+    wall_ours = ours["compile_seconds"] + target / ours["ess_per_second"]
+    wall_peer = peer["compile_seconds"] + target / peer["ess_per_second"]
+    return {"sampling": ours["ess_per_second"] / peer["ess_per_second"],
+            "wall_to_same_ess": wall_peer / wall_ours}
+
+
+def sweep_scaling(sizes: list[int], iterations: int) -> list[dict]:
+    """Seconds per 4-chain sweep of the random-slope model, 200 clusters of each size."""
+    out = []
+    for size in sizes:
+        data = numpyro_peers.make_data("random_slope", seed=1, cluster_size=size)
+        frame = frame_of("random_slope", data)
+        text, roles = MODELS["random_slope"]
+        t0 = time.perf_counter()
+        fit = jaxsem.Model.from_mplus(text, **roles).fit(frame, chains=4,
+                                                         fbiterations=iterations, progress=False)
+        total = time.perf_counter() - t0
+        out.append({"n_obs": len(frame), "cluster_size": size,
+                    "seconds_per_sweep": fit.sampling_seconds / iterations,
+                    "compile_seconds": fit.compile_seconds, "total_seconds": total})
+        print(f"  N = {len(frame):>8}: {1e6 * out[-1]['seconds_per_sweep']:8.1f} us per "
+              f"4-chain sweep (compile {fit.compile_seconds:.1f} s)", flush=True)
+    return out
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short runs (smoke test)")
+    parser.add_argument("--out", default=str(HERE / "results/bench_bayes.json"))
+    args = parser.parse_args(argv)
+    warmup, samples = (200, 200) if args.quick else (1000, 1000)
+    iterations = 1000 if args.quick else 4000
+    results = {"machine": f"{platform.machine()} {platform.processor()}".strip(),
+               "cpu_count": __import__("os").cpu_count(), "models": {}}
+    for name in MODELS:
+        data = numpyro_peers.make_data(name, seed=0)
+        peer = numpyro_peers.run_nuts(name, data, chains=4, warmup=warmup, samples=samples)
+        peer = {k: v for k, v in peer.items() if k not in ("draws", "summary")}
+        ours = run_jaxsem(name, data, iterations)
+        results["models"][name] = {"jaxsem": ours, "numpyro": peer, "ratio": ratios(ours, peer)}
+        r = results["models"][name]["ratio"]
+        print(f"{name:18} jaxsem {ours['ess_per_second']:9.1f} ESS/s (min {ours['min_ess_param']},"
+              f" compile {ours['compile_seconds']:.1f} s) | numpyro "
+              f"{peer['ess_per_second']:7.1f} ESS/s (min {peer['min_ess_param']}, compile "
+              f"{peer['compile_seconds']:.1f} s) | ratio sampling {r['sampling']:7.1f}x, "
+              f"wall-to-same-ESS {r['wall_to_same_ess']:6.1f}x", flush=True)
+    print("cost per sweep vs N (random slope, 200 clusters):")
+    sizes = [5, 50] if args.quick else [5, 50, 500, 5000]
+    results["sweep_scaling"] = sweep_scaling(sizes, 400 if args.quick else 1000)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

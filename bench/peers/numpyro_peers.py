@@ -1,0 +1,529 @@
+"""numpyro NUTS on the benchmark models: the peer side of jaxsem's speed benchmarks.
+
+Models (``MODELS``), each with a reproducible data generator (``make_data``) and a
+numpyro model; ``run_nuts`` fits one with NUTS and times it.
+
+``random_slope``
+    200 clusters x 50: y_ij = b0 + u0_j + (b1 + u1_j) x_ij + e_ij, x ~ N(0, 1),
+    (u0, u1) ~ MVN(0, Sigma_u) with sds (0.5, 0.3) and correlation 0.3, b0 = 2, b1 = 1,
+    e ~ N(0, 1). Fitted with non-centred random effects, u_j = diag(sd_u) L z_j,
+    z_j ~ N(0, I). Priors: b0, b1 ~ N(0, 10); sd_u0, sd_u1, sigma_e ~ HalfNormal(2.5);
+    L ~ LKJCholesky(2, concentration=1), i.e. corr_u ~ Uniform(-1, 1).
+``cfa_twolevel``
+    100 clusters x 20, indicators y1-y3; within factor fw (loadings 1, 0.8, 1.2,
+    variance 1, residual variances 0.5), between factor fb (loadings 1, 0.9, 1.1,
+    variance 0.3, residual variances 0.1), intercepts 1, 2, 3. 15 free parameters.
+``demo_twolevel_sem``
+    lavaan's Demo.twolevel data (data/Demo.twolevel.csv) with the lavaan tutorial
+    model: within fw =~ y1 + y2 + y3, fw ~ x1 + x2 + x3; between fb =~ y1 + y2 + y3,
+    fb ~ w1 + w2. 20 free parameters; x1-x3 enter with their observed (uncentred)
+    values, w1 and w2 per cluster, both conditioned on (lavaan's fixed.x = TRUE).
+
+The two SEMs are fitted on their exact marginal likelihood (no latent draws; see
+``twolevel_normal_loglik``). Their priors: loadings, regressions and intercepts
+~ N(0, 10); variances (residual and factor) ~ HalfNormal(5) on the variance itself,
+close to flat where the data put them.
+
+Parameter names follow lavaan: "fw=~y2", "fw~x1", "fw~~fw" (variances, not sds);
+indicator rows carry their level, "within: y1~~y1", "between: y1~~y1", "between: y1~1".
+
+Timing: the whole chain (numpyro's initialisation, then warmup and sampling as one
+``lax.scan`` over its NUTS ``sample_kernel``) is one jitted function of (key, data),
+compiled once with ``.lower().compile()`` (``compile_seconds``, tracing included).
+Chains then run one after another through that compiled function
+(``sampling_seconds``: their execution, summed). NUTS settings are numpyro's
+defaults: diagonal mass matrix, target acceptance 0.8, maximum tree depth 10,
+initial values uniform(-2, 2) on the unconstrained scale, except factor loadings,
+which start in (0.5, 1.5) (see ``_start_range``), redrawn where not finite, as
+numpyro's ``MCMC`` does.
+
+Command line: ``python bench/peers/numpyro_peers.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+import warnings
+from functools import partial
+from pathlib import Path
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import numpyro  # noqa: E402
+import numpyro.distributions as dist  # noqa: E402
+import pandas as pd  # noqa: E402
+from jax.scipy.linalg import cho_solve  # noqa: E402
+from numpyro.distributions import biject_to  # noqa: E402
+from numpyro.infer.hmc import hmc  # noqa: E402
+from numpyro.infer.util import initialize_model  # noqa: E402
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", FutureWarning)  # arviz's notice of its refactor
+    import arviz as az  # noqa: E402
+
+MODELS = ("random_slope", "cfa_twolevel", "demo_twolevel_sem")
+
+DEMO_CSV = Path(__file__).resolve().parent / "data" / "Demo.twolevel.csv"
+INDICATORS = ("y1", "y2", "y3")
+
+RANDOM_SLOPE_TRUTH = {
+    "b0": 2.0,
+    "b1": 1.0,
+    "sd_u0": 0.5,
+    "sd_u1": 0.3,
+    "corr_u": 0.3,
+    "sigma_e": 1.0,
+}
+CFA_TRUTH = {
+    "fw=~y2": 0.8,
+    "fw=~y3": 1.2,
+    "within: y1~~y1": 0.5,
+    "within: y2~~y2": 0.5,
+    "within: y3~~y3": 0.5,
+    "fw~~fw": 1.0,
+    "fb=~y2": 0.9,
+    "fb=~y3": 1.1,
+    "between: y1~1": 1.0,
+    "between: y2~1": 2.0,
+    "between: y3~1": 3.0,
+    "between: y1~~y1": 0.1,
+    "between: y2~~y2": 0.1,
+    "between: y3~~y3": 0.1,
+    "fb~~fb": 0.3,
+}
+# (within covariates, between covariates) of each SEM
+SEM_COVARIATES = {
+    "cfa_twolevel": ((), ()),
+    "demo_twolevel_sem": (("x1", "x2", "x3"), ("w1", "w2")),
+}
+DEFAULT_SIZES = {"random_slope": (200, 50), "cfa_twolevel": (100, 20)}
+
+
+def sem_parameter_names(name: str) -> tuple[str, ...]:
+    """Free parameters of SEM ``name``, in lavaan's order (within block, then between)."""
+    within_covariates, between_covariates = SEM_COVARIATES[name]
+    within = (
+        ["fw=~y2", "fw=~y3"]
+        + [f"fw~{x}" for x in within_covariates]
+        + [f"within: {y}~~{y}" for y in INDICATORS]
+        + ["fw~~fw"]
+    )
+    between = (
+        ["fb=~y2", "fb=~y3"]
+        + [f"fb~{w}" for w in between_covariates]
+        + [f"between: {y}~1" for y in INDICATORS]
+        + [f"between: {y}~~{y}" for y in INDICATORS]
+        + ["fb~~fb"]
+    )
+    return tuple(within + between)
+
+
+def parameter_names(name: str) -> tuple[str, ...]:
+    """Names of the parameters ``run_nuts`` returns draws of for model ``name``."""
+    if name == "random_slope":
+        return tuple(RANDOM_SLOPE_TRUTH)
+    return sem_parameter_names(name)
+
+
+# ---------------------------------------------------------------- data
+
+
+def make_data(
+    name: str,
+    seed: int = 0,
+    *,
+    n_clusters: int | None = None,
+    cluster_size: int | None = None,
+) -> dict:
+    """Data of model ``name`` as numpy arrays, in long format.
+
+    Keys: ``cluster`` (N,) integer codes 0..J-1; ``y`` (N,) for random_slope, else
+    (N, 3) for y1-y3; ``x`` (N,) for random_slope, (N, 3) x1-x3 for
+    demo_twolevel_sem; ``w`` (J, 2) w1, w2 for demo_twolevel_sem; ``truth`` (the
+    generating parameter values by name) for the simulated models. The sizes default
+    to the benchmark's; demo_twolevel_sem ignores ``seed`` and ``cluster_size`` and
+    keeps its first ``n_clusters`` clusters.
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; expected one of {MODELS}")
+    if name == "demo_twolevel_sem":
+        return _demo_data(n_clusters)
+    default_clusters, default_size = DEFAULT_SIZES[name]
+    n_clusters = default_clusters if n_clusters is None else n_clusters
+    cluster_size = default_size if cluster_size is None else cluster_size
+    rng = np.random.default_rng(seed)
+    cluster = np.repeat(np.arange(n_clusters), cluster_size)
+    if name == "random_slope":
+        return _random_slope_data(rng, cluster, n_clusters)
+    return _cfa_data(rng, cluster, n_clusters)
+
+
+def _random_slope_data(rng: np.random.Generator, cluster: np.ndarray, n_clusters: int) -> dict:
+    truth = RANDOM_SLOPE_TRUTH
+    sd = np.array([truth["sd_u0"], truth["sd_u1"]])
+    corr = np.array([[1.0, truth["corr_u"]], [truth["corr_u"], 1.0]])
+    u = rng.multivariate_normal(np.zeros(2), corr * np.outer(sd, sd), size=n_clusters)
+    x = rng.standard_normal(cluster.size)
+    e = truth["sigma_e"] * rng.standard_normal(cluster.size)
+    y = truth["b0"] + u[cluster, 0] + (truth["b1"] + u[cluster, 1]) * x + e
+    return {"y": y, "x": x, "cluster": cluster, "truth": dict(truth)}
+
+
+def _cfa_data(rng: np.random.Generator, cluster: np.ndarray, n_clusters: int) -> dict:
+    truth = CFA_TRUTH
+    loadings_w = np.array([1.0, truth["fw=~y2"], truth["fw=~y3"]])
+    loadings_b = np.array([1.0, truth["fb=~y2"], truth["fb=~y3"]])
+    intercepts = np.array([truth[f"between: {y}~1"] for y in INDICATORS])
+    theta_w = np.array([truth[f"within: {y}~~{y}"] for y in INDICATORS])
+    theta_b = np.array([truth[f"between: {y}~~{y}"] for y in INDICATORS])
+    n_obs = cluster.size
+    factor_b = math.sqrt(truth["fb~~fb"]) * rng.standard_normal(n_clusters)
+    residual_b = np.sqrt(theta_b) * rng.standard_normal((n_clusters, 3))
+    factor_w = math.sqrt(truth["fw~~fw"]) * rng.standard_normal(n_obs)
+    residual_w = np.sqrt(theta_w) * rng.standard_normal((n_obs, 3))
+    y = (
+        intercepts
+        + factor_b[cluster, None] * loadings_b
+        + residual_b[cluster]
+        + factor_w[:, None] * loadings_w
+        + residual_w
+    )
+    return {"y": y, "cluster": cluster, "truth": dict(truth)}
+
+
+def _demo_data(n_clusters: int | None) -> dict:
+    frame = pd.read_csv(DEMO_CSV)
+    _, codes = np.unique(frame["cluster"].to_numpy(), return_inverse=True)
+    if n_clusters is not None:
+        keep = codes < n_clusters
+        frame, codes = frame[keep], codes[keep]
+    _, first_rows = np.unique(codes, return_index=True)
+    w_rows = frame[["w1", "w2"]].to_numpy()
+    w = w_rows[first_rows]
+    if not np.allclose(w_rows, w[codes]):
+        raise ValueError("w1, w2 vary within a cluster of Demo.twolevel")
+    return {
+        "y": frame[list(INDICATORS)].to_numpy(),
+        "x": frame[["x1", "x2", "x3"]].to_numpy(),
+        "w": w,
+        "cluster": codes,
+    }
+
+
+# ---------------------------------------------------------------- two-level likelihood
+
+
+def twolevel_stats(
+    y: np.ndarray, cluster: np.ndarray, x: np.ndarray | None = None, w: np.ndarray | None = None
+) -> dict:
+    """Sufficient statistics of a two-level normal model with within covariates ``x``.
+
+    ``y`` (N, p), ``cluster`` (N,) codes 0..J-1 (all present, any order), ``x`` (N, q),
+    ``w`` (J, k). Returns numpy arrays: ``cluster_size`` (J,), ``y_mean`` (J, p),
+    ``x_mean`` (J, q), ``w`` (J, k), the pooled within-cluster scatters about the
+    cluster means ``scatter_yy`` (p, p), ``scatter_yx`` (p, q), ``scatter_xx`` (q, q),
+    and the distinct cluster sizes ``size_values`` (K,), ``size_count`` (K,) and each
+    cluster's ``size_group`` (J,) index into them.
+    """
+    n_clusters = int(cluster.max()) + 1
+    x = np.zeros((y.shape[0], 0)) if x is None else x
+    w = np.zeros((n_clusters, 0)) if w is None else w
+    cluster_size = np.bincount(cluster, minlength=n_clusters).astype(float)
+    if np.any(cluster_size == 0):
+        raise ValueError("cluster codes must run 0..J-1 with no empty cluster")
+    y_mean = np.zeros((n_clusters, y.shape[1]))
+    x_mean = np.zeros((n_clusters, x.shape[1]))
+    np.add.at(y_mean, cluster, y)
+    np.add.at(x_mean, cluster, x)
+    y_mean /= cluster_size[:, None]
+    x_mean /= cluster_size[:, None]
+    y_centred = y - y_mean[cluster]
+    x_centred = x - x_mean[cluster]
+    size_values, size_group, size_count = np.unique(
+        cluster_size, return_inverse=True, return_counts=True
+    )
+    return {
+        "cluster_size": cluster_size,
+        "y_mean": y_mean,
+        "x_mean": x_mean,
+        "w": np.asarray(w, dtype=float),
+        "scatter_yy": y_centred.T @ y_centred,
+        "scatter_yx": y_centred.T @ x_centred,
+        "scatter_xx": x_centred.T @ x_centred,
+        "size_values": size_values.astype(float),
+        "size_count": size_count.astype(float),
+        "size_group": size_group.astype(np.int32),
+    }
+
+
+def twolevel_normal_loglik(stats, sigma_within, sigma_between, within_slopes, between_means):
+    """Exact log density of all y under the two-level normal model.
+
+    y_ij = mu_j + B x_ij + b_j + e_ij, b_j ~ N(0, Sigma_b), e_ij ~ N(0, Sigma_w), with
+    ``sigma_within`` Sigma_w and ``sigma_between`` Sigma_b (p, p), ``within_slopes`` B
+    (p, q), ``between_means`` mu (J, p); ``stats`` from ``twolevel_stats``. With
+    r = y - B x, an orthogonal (Helmert) transform of each cluster's rows splits r into
+    sqrt(n_j) rbar_j ~ N(sqrt(n_j) mu_j, Sigma_w + n_j Sigma_b) and n_j - 1 independent
+    contrasts ~ N(0, Sigma_w) whose outer products sum to the within scatter W_j of r
+    about its cluster mean:
+
+        log p = -N p/2 log 2pi - (N - J)/2 log|Sigma_w| - 1/2 tr(Sigma_w^-1 sum_j W_j)
+                - 1/2 sum_j [log|Sigma_w + n_j Sigma_b|
+                             + n_j (rbar_j - mu_j)' (Sigma_w + n_j Sigma_b)^-1 (rbar_j - mu_j)]
+
+    Clusters of equal size share one Cholesky factor.
+    """
+    slopes = within_slopes
+    cluster_size = stats["cluster_size"]
+    n_obs = cluster_size.sum()
+    n_clusters, n_vars = stats["y_mean"].shape
+    scatter = (
+        stats["scatter_yy"]
+        - slopes @ stats["scatter_yx"].T
+        - stats["scatter_yx"] @ slopes.T
+        + slopes @ stats["scatter_xx"] @ slopes.T
+    )
+    chol_within = jnp.linalg.cholesky(sigma_within)
+    logdet_within = 2.0 * jnp.sum(jnp.log(jnp.diag(chol_within)))
+    within = (n_obs - n_clusters) * logdet_within + jnp.trace(
+        cho_solve((chol_within, True), scatter)
+    )
+
+    deviation = stats["y_mean"] - stats["x_mean"] @ slopes.T - between_means
+    n_groups = stats["size_values"].shape[0]
+    weighted_outer = jax.ops.segment_sum(
+        cluster_size[:, None, None] * deviation[:, :, None] * deviation[:, None, :],
+        stats["size_group"],
+        num_segments=n_groups,
+    )
+    cluster_cov = sigma_within + stats["size_values"][:, None, None] * sigma_between
+    chol_cluster = jnp.linalg.cholesky(cluster_cov)
+    logdet_cluster = 2.0 * jnp.sum(
+        jnp.log(jnp.diagonal(chol_cluster, axis1=-2, axis2=-1)), axis=-1
+    )
+    quadratic = jnp.trace(cho_solve((chol_cluster, True), weighted_outer), axis1=-2, axis2=-1)
+    between = stats["size_count"] @ logdet_cluster + quadratic.sum()
+    return -0.5 * (n_obs * n_vars * math.log(2.0 * math.pi) + within + between)
+
+
+def _loadings(params: dict, factor: str):
+    """(3,) loadings of ``factor`` on y1-y3, the first fixed to 1."""
+    return jnp.stack([jnp.ones(()), params[f"{factor}=~y2"], params[f"{factor}=~y3"]])
+
+
+def _factor_covariance(params: dict, factor: str, level: str):
+    """One-factor covariance psi lambda lambda' + diag(theta), (3, 3)."""
+    loadings = _loadings(params, factor)
+    residual = jnp.stack([params[f"{level}: {y}~~{y}"] for y in INDICATORS])
+    return params[f"{factor}~~{factor}"] * jnp.outer(loadings, loadings) + jnp.diag(residual)
+
+
+def twolevel_sem_loglik(name: str, params: dict, stats: dict):
+    """Marginal log-likelihood of SEM ``name`` at named ``params`` (scalars)."""
+    within_covariates, between_covariates = SEM_COVARIATES[name]
+    gamma_w = jnp.array([params[f"fw~{x}"] for x in within_covariates]).reshape(-1)
+    gamma_b = jnp.array([params[f"fb~{w}"] for w in between_covariates]).reshape(-1)
+    intercepts = jnp.stack([params[f"between: {y}~1"] for y in INDICATORS])
+    between_means = intercepts + jnp.outer(stats["w"] @ gamma_b, _loadings(params, "fb"))
+    return twolevel_normal_loglik(
+        stats,
+        _factor_covariance(params, "fw", "within"),
+        _factor_covariance(params, "fb", "between"),
+        jnp.outer(_loadings(params, "fw"), gamma_w),
+        between_means,
+    )
+
+
+def sem_stats(name: str, data: dict) -> dict:
+    """``twolevel_stats`` of SEM ``name``'s data."""
+    within_covariates, _ = SEM_COVARIATES[name]
+    return twolevel_stats(
+        data["y"],
+        data["cluster"],
+        data["x"] if within_covariates else None,
+        data["w"] if name == "demo_twolevel_sem" else None,
+    )
+
+
+# ---------------------------------------------------------------- numpyro models
+
+
+def random_slope_model(n_clusters: int, data: dict) -> None:
+    """Non-centred random intercept and slope; ``data`` y, x, cluster (N,) codes 0..J-1."""
+    b0 = numpyro.sample("b0", dist.Normal(0.0, 10.0))
+    b1 = numpyro.sample("b1", dist.Normal(0.0, 10.0))
+    sd_u = numpyro.sample("sd_u", dist.HalfNormal(2.5).expand([2]).to_event(1))
+    corr_chol = numpyro.sample("corr_chol_u", dist.LKJCholesky(2, concentration=1.0))
+    sigma_e = numpyro.sample("sigma_e", dist.HalfNormal(2.5))
+    numpyro.deterministic("sd_u0", sd_u[0])
+    numpyro.deterministic("sd_u1", sd_u[1])
+    numpyro.deterministic("corr_u", corr_chol[1, 0])
+    z = numpyro.sample("z_u", dist.Normal(jnp.zeros((n_clusters, 2)), 1.0).to_event(2))
+    u = (z @ corr_chol.T) * sd_u
+    cluster = data["cluster"]
+    mean = b0 + u[cluster, 0] + (b1 + u[cluster, 1]) * data["x"]
+    numpyro.sample("y", dist.Normal(mean, sigma_e), obs=data["y"])
+
+
+def _sem_prior(parameter: str) -> dist.Distribution:
+    if "~~" in parameter:
+        return dist.HalfNormal(5.0)
+    return dist.Normal(0.0, 10.0)
+
+
+def sem_model(name: str, stats: dict) -> None:
+    """Two-level SEM ``name`` on its marginal likelihood; ``stats`` from ``sem_stats``."""
+    params = {p: numpyro.sample(p, _sem_prior(p)) for p in sem_parameter_names(name)}
+    numpyro.factor("loglik", twolevel_sem_loglik(name, params, stats))
+
+
+def model_inputs(name: str, data: dict):
+    """(numpyro model of one argument, that argument as jax arrays) for model ``name``."""
+    if name == "random_slope":
+        inputs = {"y": data["y"], "x": data["x"], "cluster": data["cluster"].astype(np.int32)}
+        model = partial(random_slope_model, int(data["cluster"].max()) + 1)
+    else:
+        inputs = sem_stats(name, data)
+        model = partial(sem_model, name)
+    return model, jax.tree_util.tree_map(jnp.asarray, inputs)
+
+
+# ---------------------------------------------------------------- NUTS
+
+
+def init_to_start_range(site=None):
+    """numpyro init strategy: uniform on the unconstrained scale, within ``_start_range``."""
+    if site is None:
+        return partial(init_to_start_range)
+    if site["type"] == "sample" and not site["is_observed"]:
+        low, high = _start_range(site["name"])
+        transform = biject_to(site["fn"].support)
+        shape = site["kwargs"]["sample_shape"] + transform.inverse_shape(site["fn"].shape())
+        start = dist.Uniform(low, high)(rng_key=site["kwargs"]["rng_key"], sample_shape=shape)
+        return transform(start)
+    return None
+
+
+def _start_range(site: str) -> tuple[float, float]:
+    """Range of a chain's start value of ``site`` on the unconstrained scale.
+
+    numpyro's default (-2, 2), except factor loadings, which start in (0.5, 1.5):
+    positive, like lavaan's and Mplus's starting values. A negative start can leave a
+    chain in the poorer local mode where a factor variance goes to 0 and its free
+    loadings to large negative values (seen on Demo.twolevel).
+    """
+    return (0.5, 1.5) if "=~" in site else (-2.0, 2.0)
+
+
+def _chain_runner(model, names, warmup: int, samples: int):
+    """Jittable ``(key, inputs) -> (draws {name: (samples,)}, divergences, mean steps)``.
+
+    Initialisation (numpyro's ``initialize_model``, traced here rather than run op by
+    op) and one ``lax.scan`` of warmup + samples NUTS transitions (the kernel adapts
+    while its iteration count is below ``warmup``), so the kernel is compiled once.
+    """
+
+    def run_chain(key, inputs):
+        init_key, kernel_key = jax.random.split(key)
+        model_info = initialize_model(
+            init_key,
+            model,
+            init_strategy=init_to_start_range(),
+            dynamic_args=True,
+            model_args=(inputs,),
+        )
+        init_kernel, sample_kernel = hmc(potential_fn_gen=model_info.potential_fn, algo="NUTS")
+        state = init_kernel(model_info.param_info, warmup, model_args=(inputs,), rng_key=kernel_key)
+
+        def transition(state, _):
+            state = sample_kernel(state, model_args=(inputs,))
+            return state, (state.z, state.diverging, state.num_steps)
+
+        _, trace = jax.lax.scan(transition, state, None, length=warmup + samples)
+        z, diverging, num_steps = jax.tree_util.tree_map(lambda a: a[warmup:], trace)
+        constrained = jax.vmap(model_info.postprocess_fn(inputs))(z)
+        draws = {n: constrained[n] for n in names}
+        return draws, diverging.sum(), num_steps.mean()
+
+    return run_chain
+
+
+def run_nuts(name: str, data: dict, *, chains=4, warmup=1000, samples=1000, seed=0) -> dict:
+    """Fit model ``name`` to ``data`` (from ``make_data``) with numpyro NUTS and time it.
+
+    Returns ``compile_seconds``; ``sampling_seconds`` (warmup + sampling execution,
+    all chains, run one after another); ``min_bulk_ess`` and ``min_ess_param``;
+    ``ess_per_second`` (min bulk ESS / sampling_seconds); ``draws`` {name: (chains,
+    samples)}; ``summary`` (arviz.summary DataFrame); ``divergences`` (after warmup,
+    all chains) and ``mean_leapfrog_steps`` (per draw after warmup).
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; expected one of {MODELS}")
+    names = parameter_names(name)
+    keys = jax.random.split(jax.random.key(seed), chains)
+
+    start = time.perf_counter()
+    model, inputs = model_inputs(name, data)
+    run_chain = _chain_runner(model, names, warmup, samples)
+    compiled = jax.jit(run_chain).lower(keys[0], inputs).compile()
+    compile_seconds = time.perf_counter() - start
+
+    results = []
+    sampling_seconds = 0.0
+    for key in keys:
+        start = time.perf_counter()
+        results.append(jax.block_until_ready(compiled(key, inputs)))
+        sampling_seconds += time.perf_counter() - start
+
+    draws = {n: np.stack([np.asarray(r[0][n]) for r in results]) for n in names}
+    posterior = az.convert_to_dataset(draws)
+    ess = az.ess(posterior, method="bulk")
+    min_ess_param = min(names, key=lambda n: float(ess[n]))
+    min_bulk_ess = float(ess[min_ess_param])
+    return {
+        "compile_seconds": compile_seconds,
+        "sampling_seconds": sampling_seconds,
+        "min_bulk_ess": min_bulk_ess,
+        "min_ess_param": min_ess_param,
+        "ess_per_second": min_bulk_ess / sampling_seconds,
+        "draws": draws,
+        "summary": az.summary(posterior),
+        "divergences": int(sum(int(r[1]) for r in results)),
+        "mean_leapfrog_steps": float(np.mean([float(r[2]) for r in results])),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="2 chains x 200 warmup x 200 draws (smoke run)"
+    )
+    args = parser.parse_args(argv)
+    chains, warmup, samples = (2, 200, 200) if args.quick else (4, 1000, 1000)
+    print(
+        f"numpyro {numpyro.__version__}, jax {jax.__version__} on {jax.devices()[0].platform}"
+        f" ({os.cpu_count()} cores); {chains} chains x {warmup} warmup x {samples} draws,"
+        f" chains one after another; load average {os.getloadavg()[0]:.1f}"
+    )
+    for name in MODELS:
+        fit = run_nuts(name, make_data(name), chains=chains, warmup=warmup, samples=samples)
+        print(
+            f"{name:18s} compile {fit['compile_seconds']:6.1f} s"
+            f"  sampling {fit['sampling_seconds']:7.1f} s"
+            f"  min bulk ESS {fit['min_bulk_ess']:7.0f} ({fit['min_ess_param']})"
+            f"  ESS/s {fit['ess_per_second']:7.2f}"
+            f"  divergences {fit['divergences']}"
+            f"  leapfrog/draw {fit['mean_leapfrog_steps']:.1f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
