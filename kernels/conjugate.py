@@ -1,4 +1,5 @@
-"""Conjugate draws for variances (inverse gamma) and covariance blocks (inverse Wishart).
+"""Conjugate draws for covariance blocks (inverse Wishart; a single variance is the
+1 x 1 case, IW(s, df) = IG(df / 2, s / 2)).
 
 Mplus's conventions: IG(shape, scale) has density proportional to
 ``v^-(shape+1) exp(-scale / v)``; IW(S, df) over p x p matrices has density proportional
@@ -12,23 +13,17 @@ import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
 
-def sample_inverse_gamma(key: jax.Array, shape: jax.Array, scale: jax.Array) -> jax.Array:
-    """One draw from IG(shape, scale) (scalars)."""
-    return scale / jax.random.gamma(key, shape)
-
-
-def sample_inverse_wishart(key: jax.Array, scale: jax.Array, df: jax.Array) -> jax.Array:
-    """One draw from IW(scale (p, p), df) by the Bartlett decomposition.
+def inverse_wishart_from_variates(scale: jax.Array, chi2: jax.Array,
+                                  normals: jax.Array) -> jax.Array:
+    """IW(scale, df) from pre-drawn variates: chi2 (p,) with chi2[i] ~ chi2(df - i) and
+    normals (p, p) standard normal (only the strict lower triangle is used).
 
     If W ~ Wishart(df, scale^-1) then W^-1 ~ IW(scale, df); with scale = C C' and
     W = C^-T A A' C^-1 (A lower triangular, A_ii^2 ~ chi2(df - i), A_ij ~ N(0, 1)),
     W^-1 = (C A^-T)(C A^-T)'.
     """
     p = scale.shape[0]
-    key_chi, key_normal = jax.random.split(key)
-    chi2 = 2.0 * jax.random.gamma(key_chi, (df - jnp.arange(p)) / 2.0)
-    lower = jnp.tril(jax.random.normal(key_normal, (p, p), scale.dtype), -1)
-    bartlett = lower + jnp.diag(jnp.sqrt(chi2))
+    bartlett = jnp.tril(normals, -1) + jnp.diag(jnp.sqrt(chi2))
     chol = jnp.linalg.cholesky(scale)
     factor = chol @ solve_triangular(bartlett, jnp.eye(p, dtype=scale.dtype), lower=True).T
     return factor @ factor.T

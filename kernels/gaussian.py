@@ -32,10 +32,3 @@ def sample_from_precision(noise: jax.Array, precision: jax.Array,
     chol = jnp.linalg.cholesky(precision)
     mean = cho_solve((chol, True), linear)
     return mean + solve_triangular(chol.T, noise, lower=False)
-
-
-def sample_quadratic_block(key: jax.Array, log_density: Callable[[jax.Array], jax.Array],
-                           at: jax.Array) -> jax.Array:
-    """Exact Gibbs draw of a block with a quadratic log density (d,) -> (d,)."""
-    precision, linear = quadratic_coefficients(log_density, at)
-    return sample_from_precision(jax.random.normal(key, at.shape, at.dtype), precision, linear)

@@ -12,7 +12,7 @@ import pandas as pd
 
 import jaxsem
 from jaxsem.bayes import density, quadratic
-from jaxsem.bayes.gibbs import build_schedule, initial_state, make_sweep
+from jaxsem.bayes.gibbs import build_schedule, draw_noise, initial_state, make_sweep
 from jaxsem.bayes.layout import build_layout
 
 MODEL = """
@@ -67,10 +67,14 @@ def test_full_sweep_keeps_the_prior():
             num_segments=layout.n_clusters)
         return dict(arrays, y=y, moments=moments, factors=quadratic.moment_factors(moments))
 
+    counts = (float(len(cluster)), float(layout.n_clusters))
+
     def step(state, key):
-        k1, k2 = jax.random.split(key)
+        k1, k2, k3 = jax.random.split(key, 3)
         data = new_data(k1, state.x, state.between)
-        state, _ = sweep(k2, state, data)
+        noise = jax.tree_util.tree_map(
+            lambda a: a[0], draw_noise(layout, schedule, k3, 1, len(cluster), counts))
+        state, _ = sweep(k2, state, data, noise)
         return state, state.x
 
     def chain(key):

@@ -22,7 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsem.bayes.gibbs import ChainState, build_schedule, initial_state, make_sweep
+from jaxsem.bayes.gibbs import (ChainState, build_schedule, draw_noise, initial_state,
+                                make_sweep)
 from jaxsem.bayes.layout import Layout, build_layout
 from jaxsem.bayes.results import BayesFit
 from jaxsem.errors import ModelError
@@ -186,13 +187,20 @@ def _compiled_chunk(layout: Layout, schedule, n_adapt: int, chunk: int, thin: in
     """The compiled chunk for one model structure and data shape (cached: a second data
     set of the same shapes reuses it); data arrays are arguments, not constants."""
     sweep = make_sweep(layout, schedule, n_adapt)
+    n_obs = dict((name, shape) for name, shape, _ in shapes)["y"][0]
+    counts = (float(n_obs), float(layout.n_clusters))
 
     def one_chain(arrays, state: ChainState, key):
-        def iteration(state, key):
-            state, accept = jax.lax.scan(lambda s, k: sweep(k, s, arrays), state,
-                                         jax.random.split(key, thin))
+        key_noise, key_sweeps = jax.random.split(key)
+        noise = draw_noise(layout, schedule, key_noise, chunk * thin, n_obs, counts)
+        noise = jax.tree_util.tree_map(lambda a: a.reshape((chunk, thin) + a.shape[1:]), noise)
+
+        def iteration(state, inputs):
+            key, noise_it = inputs
+            state, accept = jax.lax.scan(lambda s, kn: sweep(kn[0], s, arrays, kn[1]), state,
+                                         (jax.random.split(key, thin), noise_it))
             return state, (state.x, accept[-1])
-        return jax.lax.scan(iteration, state, jax.random.split(key, chunk))
+        return jax.lax.scan(iteration, state, (jax.random.split(key_sweeps, chunk), noise))
 
     runner = jax.jit(jax.vmap(one_chain, in_axes=(None, 0, 0)))
     arrays = {name: jax.ShapeDtypeStruct(shape, dtype) for name, shape, dtype in shapes}

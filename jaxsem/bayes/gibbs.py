@@ -251,15 +251,15 @@ def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
         return density.complete_logdensity(layout, mats, arrays, state_between) + log_prior(
             schedule, x)
 
-    def sweep(key, state: ChainState, arrays):
-        keys = jax.random.split(key, 5)
+    def sweep(key, state: ChainState, arrays, noise):
+        """One sweep; ``noise`` holds this sweep's standard variates (draw_noise)."""
         x, between, y = state.x, state.between, state.y
         if layout.has_missing:
-            y = _impute_missing(keys[0], layout, spec.unpack(x), arrays, between, y)
+            y = _impute_missing(noise["missing"], layout, spec.unpack(x), arrays, between, y)
             arrays = dict(arrays, moments=_moments(layout, arrays, y))
         if layout.two_level and layout.stochastic:
             prep = density.prepare(layout, spec.unpack(x))
-            between = quadratic.draw_between_state(keys[1], layout, prep, arrays)
+            between = quadratic.draw_between_state(noise["between"], layout, prep, arrays)
         if schedule.coefficients:
             idx = np.asarray(schedule.coefficients)
             factors = (quadratic.moment_factors(arrays["moments"]) if layout.has_missing
@@ -272,11 +272,11 @@ def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
             basis = jnp.concatenate([jnp.zeros((1, len(idx))), jnp.eye(len(idx))])
             at_basis = jax.vmap(residuals)(basis)  # r is affine: exact Jacobian columns
             r0, jac = at_basis[0], (at_basis[1:] - at_basis[0]).T
-            draw = gaussian.sample_from_precision(jax.random.normal(keys[2], (len(idx),)),
-                                                  jac.T @ jac, -jac.T @ r0)
+            draw = gaussian.sample_from_precision(noise["coefficients"], jac.T @ jac,
+                                                  -jac.T @ r0)
             x = x.at[idx].set(draw)
         if schedule.covariance_blocks:
-            x = _draw_covariances(keys[3], layout, schedule, x, arrays, between)
+            x = _draw_covariances(noise["covariances"], layout, schedule, x, arrays, between)
         adaptation = state.adaptation
         accept = jnp.asarray(1.0)
         if schedule.nuts:
@@ -306,7 +306,7 @@ def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
                 return jnp.where(jnp.isnan(value), -jnp.inf, value)
 
             u0 = jnp.where(logs, jnp.log(x[idx]), x[idx])
-            u, adaptation, info = hmc.nuts_gibbs_step(keys[4], u0, logdensity, adaptation,
+            u, adaptation, info = hmc.nuts_gibbs_step(key, u0, logdensity, adaptation,
                                                       state.iteration, n_adapt)
             x = to_x(u)
             accept = info.acceptance_rate
@@ -315,7 +315,35 @@ def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
     return sweep
 
 
-def _draw_covariances(key, layout: Layout, schedule: Schedule, x, arrays, between):
+def draw_noise(layout: Layout, schedule: Schedule, key, n_sweeps: int, n_obs: int,
+               counts: tuple[float, float]) -> dict:
+    """Standard variates for ``n_sweeps`` sweeps, one RNG call per kind (a call costs
+    tens of microseconds on a CPU whatever its size, so variates are drawn in bulk).
+
+    ``counts``: units per level (observations, clusters) for the inverse-Wishart
+    degrees of freedom. Leaves have a leading axis of length n_sweeps.
+    """
+    keys = jax.random.split(key, 4)
+    noise = {"between": jax.random.normal(
+                 keys[0], (n_sweeps, layout.n_clusters, len(layout.stochastic))),
+             "coefficients": jax.random.normal(keys[1], (n_sweeps, len(schedule.coefficients))),
+             "missing": jax.random.normal(keys[2], (n_sweeps, n_obs, layout.p))
+             if layout.has_missing else jnp.zeros((n_sweeps, 0))}
+    blocks = []
+    for k, block in zip(jax.random.split(keys[3], max(len(schedule.covariance_blocks), 1)),
+                        schedule.covariance_blocks):
+        size = len(block.members)
+        df = block.prior_df + counts[block.level]
+        k_chi, k_norm = jax.random.split(k)
+        half_df = (df - jnp.arange(size)) / 2.0
+        chi2 = 2.0 * jax.random.gamma(k_chi, half_df, (n_sweeps, size))
+        normals = jax.random.normal(k_norm, (n_sweeps, size, size))
+        blocks.append((chi2, normals))
+    noise["covariances"] = tuple(blocks)
+    return noise
+
+
+def _draw_covariances(variates, layout: Layout, schedule: Schedule, x, arrays, between):
     spec = layout.spec
     mats = spec.unpack(x)
     prep = density.prepare(layout, mats)
@@ -331,13 +359,12 @@ def _draw_covariances(key, layout: Layout, schedule: Schedule, x, arrays, betwee
         zeta = jax.vmap(lambda z, w: density.between_innovations(layout, prep, z, w))(
             zb, arrays["w"])
         scatters[1], counts[1] = zeta.T @ zeta, jnp.asarray(float(layout.n_clusters))
-    keys = jax.random.split(key, len(schedule.covariance_blocks))
-    for k, block in zip(keys, schedule.covariance_blocks):
+    for (chi2, normals), block in zip(variates, schedule.covariance_blocks):
         members = np.asarray(block.members)
         size = len(members)
         scale = jnp.asarray(block.prior_scale).reshape(size, size) + scatters[block.level][
             np.ix_(members, members)]
-        draw = conjugate.sample_inverse_wishart(k, scale, block.prior_df + counts[block.level])
+        draw = conjugate.inverse_wishart_from_variates(scale, chi2, normals)
         for i, j, index in block.entries:
             x = x.at[index].set(draw[i, j])
     return x
@@ -354,7 +381,7 @@ def _moments(layout: Layout, arrays, y):
                                num_segments=layout.n_clusters)
 
 
-def _impute_missing(key, layout: Layout, mats, arrays, between, y):
+def _impute_missing(noise, layout: Layout, mats, arrays, between, y):
     """Draw each missing outcome from its within-level conditional given the observed
     outcomes of the row, its cluster's between values and the parameters (MAR)."""
     prep = density.prepare(layout, mats)
@@ -364,7 +391,6 @@ def _impute_missing(key, layout: Layout, mats, arrays, between, y):
     mean = jnp.einsum("npk,nk->np", design[arrays["cluster"]], c1)
     sigma = prep.chol_sigma @ prep.chol_sigma.T
     precision = jnp.linalg.inv(sigma)  # p x p, once per sweep
-    noise = jax.random.normal(key, y.shape)
 
     def one(y_i, mu_i, obs_i, e_i):
         miss = ~obs_i

@@ -72,10 +72,9 @@ def between_state_quadratic(layout: Layout, prep: density.Prepared, arrays):
     return prec_s, lin_s
 
 
-def draw_between_state(key, layout: Layout, prep: density.Prepared, arrays) -> jax.Array:
-    """(J, nS) exact draw of every cluster's between state."""
+def draw_between_state(noise, layout: Layout, prep: density.Prepared, arrays) -> jax.Array:
+    """(J, nS) exact draw of every cluster's between state; noise (J, nS) N(0, 1)."""
     prec, lin = between_state_quadratic(layout, prep, arrays)
-    noise = jax.random.normal(key, lin.shape)
     chol = jnp.linalg.cholesky(prec)
     mean = jax.scipy.linalg.cho_solve((chol, True), lin[..., None])[..., 0]
     return mean + solve_triangular(jnp.swapaxes(chol, -1, -2), noise[..., None],
