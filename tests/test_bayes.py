@@ -240,3 +240,10 @@ def test_unsupported_models_are_refused_before_sampling():
         model.fit(frame, **QUIET)
     with pytest.raises(ModelError, match="unknown option"):
         jaxsem.Model.from_mplus("y ON x;").fit(frame.rename(columns={"u": "y"}), chainz=2)
+
+
+def test_more_random_effects_than_clusters_is_refused():
+    frame = _random_intercept_data(7, n_clusters=2)
+    model = jaxsem.Model.from_mplus("%WITHIN%\n s | y ON x;", within=["x"], clusters=["c"])
+    with pytest.raises(ModelError, match="2 random effects per cluster.*only 2 clusters"):
+        model.fit(frame, **QUIET)

@@ -158,6 +158,12 @@ def build_layout(analysis: Analysis) -> tuple[Layout, dict[str, np.ndarray]]:
                                                   n_clusters) for k in known], axis=1)
             if np.isnan(known_values).any():
                 raise _not_supported("missing values on a between-level outcome")
+    if between is not None and n_clusters <= len(stochastic):
+        raise ModelError(
+            f"the model has {len(stochastic)} random effects per cluster "
+            f"({', '.join(between.variables[k] for k in stochastic)}) but the data have only "
+            f"{n_clusters} clusters: the between-level covariance cannot be estimated. "
+            "Use more clusters or fewer random effects")
     counts = np.bincount(cluster, minlength=n_clusters)
     if (counts == 0).any():
         raise DataError(f"{int((counts == 0).sum())} clusters have no observations left "
