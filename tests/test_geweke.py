@@ -1,21 +1,24 @@
 """Geweke (2004) "getting it right": the successive-conditional simulator that
 alternates one Gibbs sweep with a fresh data set drawn from the model must keep the
-prior as the marginal of the parameters. Small two-level CFA with proper priors on
-every parameter; exercises the between-state, Gaussian, inverse-gamma and NUTS blocks.
-Tolerance: |z| < 4 per prior moment with the Monte Carlo SE from ArviZ's ESS.
+prior as the marginal of the parameters. Two models with proper priors on every
+parameter: a two-level CFA (between factor integrated out, NUTS block) and a
+random-slope model (exact Gaussian block, inverse-gamma and inverse-Wishart blocks).
+Tolerance: |z| < 4 per prior moment, with Monte Carlo SEs from ArviZ's ESS (for an SD,
+the SE uses the prior's kurtosis).
 """
 import arviz as az
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+import pytest
 
 import jaxsem
 from jaxsem.bayes import density, quadratic
 from jaxsem.bayes.gibbs import build_schedule, draw_noise, initial_state, make_sweep
 from jaxsem.bayes.layout import build_layout
 
-MODEL = """
+CFA = """
 %WITHIN%
 fw BY y1@1
       y2 (lw2)
@@ -30,62 +33,113 @@ y1 (tb1); y2 (tb2); y3 (tb3);
 fb (pb);
 [y1] (n1); [y2] (n2); [y3] (n3);
 """
-PRIORS = """
+CFA_PRIORS = """
 lw2-lw3 ~ N(1, 0.1); lb2-lb3 ~ N(1, 0.1);
 tw1-tw3 ~ IG(6, 5); tb1-tb3 ~ IG(6, 5); pw ~ IG(6, 5); pb ~ IG(6, 5);
 n1-n3 ~ N(0, 1);
 """
+SLOPES = """
+%WITHIN%
+s | y1 ON x;
+y1 (tw);
+%BETWEEN%
+[y1] (m1); [s] (m2);
+y1 (v1); s (v2);
+y1 WITH s (c12);
+"""
+SLOPES_PRIORS = """
+tw ~ IG(6, 5); m1-m2 ~ N(0, 1);
+v1 ~ IW(1, 10); v2 ~ IW(1, 10); c12 ~ IW(0, 10);
+"""
+# prior moments: (mean, sd, excess kurtosis or None when only the mean is checked)
+IG65 = (1.0, 0.5, 30 * (5 * 6 - 11) / (3 * 2))
+IW_DIAGONAL = (1 / 7, np.sqrt(2 / (49 * 5)), None)   # IW(I, 10) with p = 2: IG(4.5, 0.5)
+MOMENTS = {"N(1, 0.1)": (1.0, np.sqrt(0.1), 0.0), "N(0, 1)": (0.0, 1.0, 0.0),
+           "IG(6, 5)": IG65, "IW(1, 10)": IW_DIAGONAL, "IW(0, 10)": (0.0, None, None)}
 
 
-def test_full_sweep_keeps_the_prior():
-    n_clusters, size = 6, 3
-    frame = pd.DataFrame({"y1": np.arange(18.0) % 5, "y2": np.arange(18.0) % 7,
-                          "y3": np.arange(18.0) % 4, "c": np.repeat(np.arange(n_clusters), size)})
-    model = jaxsem.Model.from_mplus(MODEL, clusters=["c"], priors=PRIORS)
+def _geweke_draws(model, frame, n_steps=12000, seed=0, noise_fn=draw_noise):
     analysis = model.prepare(frame)
     layout, arrays = build_layout(analysis)
     schedule = build_schedule(layout)
     spec = layout.spec
-    names = spec.partable.parameter_names()
-    prior_mean = {"N(1, 0.1)": 1.0, "IG(6, 5)": 1.0, "N(0, 1)": 0.0}
-    prior_sd = {"N(1, 0.1)": np.sqrt(0.1), "IG(6, 5)": np.sqrt(25 / (25 * 4)), "N(0, 1)": 1.0}
     priors = [str(r.prior) for r in spec.partable.free_rows()]
-    x0 = np.array([prior_mean[p] for p in priors])
+    x0 = np.array([MOMENTS[p][0] if not p.startswith("IW(0") else 0.0 for p in priors])
     sweep = make_sweep(layout, schedule, n_adapt=400)
     cluster = jnp.asarray(arrays["cluster"])
+    c1 = jnp.concatenate([jnp.ones((len(cluster), 1)), jnp.asarray(arrays["c"])], axis=1)
     arrays = jax.tree_util.tree_map(jnp.asarray, arrays)
+    counts = (float(len(cluster)), float(layout.n_clusters))
 
     def new_data(key, x, between):
         prep = density.prepare(layout, spec.unpack(x))
         zb = jax.vmap(lambda s, k, w: density.assemble_between(layout, prep, s, k, w))(
             between, arrays["known"], arrays["w"])
-        means = jax.vmap(lambda z: density.cluster_design(layout, prep, z)[:, 0])(zb)
-        y = means[cluster] + jax.random.normal(key, (len(cluster), layout.p)) @ prep.chol_sigma.T
-        moments = jax.ops.segment_sum(
-            jnp.concatenate([y, jnp.ones((len(y), 1))], 1)[:, :, None]
-            * jnp.concatenate([y, jnp.ones((len(y), 1))], 1)[:, None, :], cluster,
-            num_segments=layout.n_clusters)
+        design = jax.vmap(lambda z: density.cluster_design(layout, prep, z))(zb)
+        means = jnp.einsum("npk,nk->np", design[cluster], c1)
+        y = means + jax.random.normal(key, (len(cluster), layout.p)) @ prep.chol_sigma.T
+        u = jnp.concatenate([y, c1], axis=1)
+        moments = jax.ops.segment_sum(u[:, :, None] * u[:, None, :], cluster,
+                                      num_segments=layout.n_clusters)
         return dict(arrays, y=y, moments=moments, factors=quadratic.moment_factors(moments))
-
-    counts = (float(len(cluster)), float(layout.n_clusters))
 
     def step(state, key):
         k1, k2, k3 = jax.random.split(key, 3)
         data = new_data(k1, state.x, state.between)
         noise = jax.tree_util.tree_map(
-            lambda a: a[0], draw_noise(layout, schedule, k3, 1, len(cluster), counts))
+            lambda a: a[0], noise_fn(layout, schedule, k3, 1, len(cluster), counts))
         state, _ = sweep(k2, state, data, noise)
         return state, state.x
 
     def chain(key):
         state = initial_state(layout, schedule, x0, jax.tree_util.tree_map(np.asarray, arrays))
-        return jax.lax.scan(step, state, jax.random.split(key, 12000))[1]
+        return jax.lax.scan(step, state, jax.random.split(key, n_steps))[1]
 
-    draws = np.asarray(jax.jit(jax.vmap(chain))(jax.random.split(jax.random.PRNGKey(0), 2)))
-    draws = draws[:, 2000:]
+    draws = np.asarray(jax.jit(jax.vmap(chain))(jax.random.split(jax.random.PRNGKey(seed), 2)))
+    return draws[:, n_steps // 6:], priors, spec.partable.parameter_names(), schedule
+
+
+def _check_prior_moments(draws, priors, names):
     ess = az.ess(az.convert_to_dataset({"x": draws}))["x"].values
     for k, name in enumerate(names):
+        mean, sd, kurtosis = MOMENTS[priors[k]]
         flat = draws[:, :, k].ravel()
-        z_mean = (flat.mean() - prior_mean[priors[k]]) / (prior_sd[priors[k]] / np.sqrt(ess[k]))
-        assert abs(z_mean) < 4, f"{name}: mean {flat.mean():.3f} (z {z_mean:.1f}), ESS {ess[k]:.0f}"
-        assert abs(flat.std() / prior_sd[priors[k]] - 1) < 4 / np.sqrt(2 * ess[k]) + 0.02, name
+        scale = sd if sd is not None else flat.std()
+        z = (flat.mean() - mean) / (scale / np.sqrt(ess[k]))
+        assert abs(z) < 4, f"{name}: mean {flat.mean():.3f} vs {mean:.3f} (z {z:.1f})"
+        if kurtosis is not None:
+            se_ratio = np.sqrt((kurtosis + 2) / (4 * ess[k]))
+            assert abs(flat.std() / sd - 1) < 4 * se_ratio, (name, flat.std(), ess[k])
+
+
+def test_cfa_sweep_keeps_the_prior():
+    frame = pd.DataFrame({"y1": np.arange(18.0) % 5, "y2": np.arange(18.0) % 7,
+                          "y3": np.arange(18.0) % 4, "c": np.repeat(np.arange(6), 3)})
+    model = jaxsem.Model.from_mplus(CFA, clusters=["c"], priors=CFA_PRIORS)
+    draws, priors, names, schedule = _geweke_draws(model, frame)
+    assert len(schedule.nuts) == len(names)  # every parameter moves by NUTS here
+    _check_prior_moments(draws, priors, names)
+
+
+def test_random_slope_sweep_keeps_the_prior():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"y1": rng.normal(size=40), "x": rng.normal(size=40),
+                          "c": np.repeat(np.arange(8), 5)})
+    model = jaxsem.Model.from_mplus(SLOPES, within=["x"], clusters=["c"], priors=SLOPES_PRIORS)
+    draws, priors, names, schedule = _geweke_draws(model, frame, n_steps=24000)
+    blocks = " | ".join(schedule.describe(names))
+    assert "NUTS" not in blocks and "inverse Wishart" in blocks and "Gaussian" in blocks
+    _check_prior_moments(draws, priors, names)
+
+
+def test_geweke_detects_a_wrong_conjugate_update():
+    """The same check fails when the inverse-Wishart degrees of freedom are 30% off."""
+    def wrong_df(layout, schedule, key, n, n_obs, counts):
+        return draw_noise(layout, schedule, key, n, n_obs, tuple(1.3 * c for c in counts))
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"y1": rng.normal(size=40), "x": rng.normal(size=40),
+                          "c": np.repeat(np.arange(8), 5)})
+    model = jaxsem.Model.from_mplus(SLOPES, within=["x"], clusters=["c"], priors=SLOPES_PRIORS)
+    draws, priors, names, _ = _geweke_draws(model, frame, n_steps=24000, noise_fn=wrong_df)
+    with pytest.raises(AssertionError):
+        _check_prior_moments(draws, priors, names)

@@ -25,6 +25,9 @@ class Prepared(NamedTuple):
     fa_gamma (p, q): their slopes on the within covariates.
     ib (nb, nb): I - beta_b; alpha_b (nb,); gamma_b (nb, q_b); chol_psi (|T|, |T|)
     innovation covariance of the stochastic between variables; logdet_jacobian ().
+    With collapsed between factors, chol_psi is instead the Cholesky factor of the
+    marginal covariance of the kept values V, and marginal_mean (|V|,),
+    marginal_slopes (|V|, q_b) give their mean mu_j = mean + slopes @ w_j.
     """
     chol_sigma: jax.Array
     logdet_sigma: jax.Array
@@ -36,6 +39,8 @@ class Prepared(NamedTuple):
     gamma_b: jax.Array
     chol_psi: jax.Array
     logdet_jacobian: jax.Array
+    marginal_mean: jax.Array
+    marginal_slopes: jax.Array
 
 
 def prepare(layout: Layout, mats) -> Prepared:
@@ -45,22 +50,30 @@ def prepare(layout: Layout, mats) -> Prepared:
     sigma = fa @ w["psi"] @ fa.T
     chol_sigma = jnp.linalg.cholesky(sigma)
     logdet_sigma = 2.0 * jnp.sum(jnp.log(jnp.diag(chol_sigma)))
+    marginal_mean, marginal_slopes = jnp.zeros(0), jnp.zeros((0, 0))
     if layout.two_level:
         b = mats[1]
         ib = jnp.eye(layout.nb) - b["beta"]
         t = np.asarray(layout.innovations)
-        chol_psi = jnp.linalg.cholesky(b["psi"][np.ix_(t, t)])
-        logdet_jacobian = jnp.linalg.slogdet(ib)[1]
-        if layout.deterministic:
-            d = np.asarray(layout.deterministic)
-            logdet_jacobian = logdet_jacobian - jnp.linalg.slogdet(ib[np.ix_(d, d)])[1]
         alpha_b, gamma_b = b["alpha"], b["gamma"]
+        logdet_jacobian = jnp.asarray(0.0)
+        if layout.collapsed:
+            reduced = jnp.linalg.solve(ib, jnp.eye(layout.nb))[t]     # rows of (I - B)^-1
+            chol_psi = jnp.linalg.cholesky(reduced @ b["psi"] @ reduced.T)
+            marginal_mean, marginal_slopes = reduced @ alpha_b, reduced @ gamma_b
+        else:
+            chol_psi = jnp.linalg.cholesky(b["psi"][np.ix_(t, t)])
+            logdet_jacobian = jnp.linalg.slogdet(ib)[1]
+            if layout.deterministic:
+                d = np.asarray(layout.deterministic)
+                logdet_jacobian = logdet_jacobian - jnp.linalg.slogdet(ib[np.ix_(d, d)])[1]
     else:
         ib = chol_psi = gamma_b = jnp.zeros((0, 0))
         alpha_b = jnp.zeros(0)
         logdet_jacobian = jnp.asarray(0.0)
     return Prepared(chol_sigma, logdet_sigma, fa, fa @ w["alpha"], fa @ w["gamma"], ib,
-                    alpha_b, gamma_b, chol_psi, logdet_jacobian)
+                    alpha_b, gamma_b, chol_psi, logdet_jacobian, marginal_mean,
+                    marginal_slopes)
 
 
 def part_matrix(layout: Layout) -> np.ndarray:
@@ -121,7 +134,10 @@ def between_innovations(layout: Layout, prep: Prepared, zb: jax.Array,
 def between_cluster_logdensity(layout: Layout, prep: Prepared, zb: jax.Array,
                                w: jax.Array) -> jax.Array:
     """log p(between values of one cluster | parameters, between covariates)."""
-    zeta = between_innovations(layout, prep, zb, w)
+    if layout.collapsed:
+        zeta = zb[np.asarray(layout.kept)] - prep.marginal_mean - prep.marginal_slopes @ w
+    else:
+        zeta = between_innovations(layout, prep, zb, w)
     v = solve_triangular(prep.chol_psi, zeta, lower=True)
     k = zeta.shape[0]
     return (-0.5 * (k * LOG_2PI + jnp.sum(v * v))
@@ -187,3 +203,21 @@ def within_pooled_loglik(layout: Layout, prep: Prepared, pooled: jax.Array,
     x = solve_triangular(prep.chol_sigma, r0, lower=True)
     quad = jnp.einsum("pm,mk,pk->", x, pooled, x)
     return -0.5 * n_total * (layout.p * LOG_2PI + prep.logdet_sigma) - 0.5 * quad
+
+
+def pooled_between_moments(layout: Layout, zb: jax.Array, arrays) -> jax.Array:
+    """(k, k) sum over clusters of u u' with u = [z_V, 1, w] (collapsed layouts)."""
+    u = jnp.concatenate([zb[:, np.asarray(layout.kept)], jnp.ones((zb.shape[0], 1)),
+                         arrays["w"]], axis=1)
+    return u.T @ u
+
+
+def between_pooled_logdensity(layout: Layout, prep: Prepared, pooled: jax.Array) -> jax.Array:
+    """Sum over clusters of the marginal between density, from pooled moments."""
+    v = len(layout.kept)
+    r = jnp.concatenate([jnp.eye(v), -prep.marginal_mean[:, None], -prep.marginal_slopes],
+                        axis=1)
+    x = solve_triangular(prep.chol_psi, r, lower=True)
+    quad = jnp.einsum("pm,mk,pk->", x, pooled, x)
+    logdet = 2.0 * jnp.sum(jnp.log(jnp.diag(prep.chol_psi)))
+    return -0.5 * layout.n_clusters * (v * LOG_2PI + logdet) - 0.5 * quad

@@ -82,6 +82,8 @@ def fit_bayes(analysis: Analysis, options: BayesOptions = BayesOptions()) -> Bay
     low = max(low, 2 * n_adapt // options.thin + 2)
     top = max(top, low)
     chunk = min(options.chunk, top)
+    if not layout.has_missing:  # the sweep then needs cluster summaries only: O(J) inputs
+        arrays = {k: v for k, v in arrays.items() if k not in ("y", "observed", "c", "cluster")}
     device_arrays = jax.tree_util.tree_map(jnp.asarray, arrays)
     state0 = initial_state(layout, schedule, x0, arrays)
     states = jax.tree_util.tree_map(lambda a: jnp.stack([a] * options.chains), state0)
@@ -89,7 +91,7 @@ def fit_bayes(analysis: Analysis, options: BayesOptions = BayesOptions()) -> Bay
     t0 = time.perf_counter()
     shapes = tuple((name, a.shape, str(a.dtype)) for name, a in sorted(arrays.items()))
     compiled = _compiled_chunk(layout, schedule, n_adapt, chunk, options.thin,
-                               options.chains, shapes)
+                               options.chains, shapes, float(arrays["n"].sum()))
     compile_seconds = time.perf_counter() - t0
 
     draws, accept, history = [], [], []
@@ -183,12 +185,13 @@ def default_starts(layout: Layout, arrays) -> np.ndarray:
 
 @functools.lru_cache(maxsize=16)
 def _compiled_chunk(layout: Layout, schedule, n_adapt: int, chunk: int, thin: int,
-                    chains: int, shapes: tuple):
+                    chains: int, shapes: tuple, n_total: float):
     """The compiled chunk for one model structure and data shape (cached: a second data
-    set of the same shapes reuses it); data arrays are arguments, not constants."""
+    set of the same shapes reuses it); data arrays are arguments, not constants.
+    ``n_total``: observations (degrees of freedom of within covariance draws)."""
     sweep = make_sweep(layout, schedule, n_adapt)
-    n_obs = dict((name, shape) for name, shape, _ in shapes)["y"][0]
-    counts = (float(n_obs), float(layout.n_clusters))
+    n_obs = dict((name, shape) for name, shape, _ in shapes).get("y", (0,))[0]
+    counts = (n_total, float(layout.n_clusters))
 
     def one_chain(arrays, state: ChainState, key):
         key_noise, key_sweeps = jax.random.split(key)

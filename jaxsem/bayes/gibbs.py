@@ -82,7 +82,8 @@ def build_schedule(layout: Layout) -> Schedule:
             rows_of.setdefault(r.free - 1, []).append(r)
     within_complete = not layout.has_within_latent and _acyclic(table, table.blocks[0].name)
     between_name = table.blocks[1].name if layout.two_level else None
-    between_acyclic = layout.two_level and _acyclic(table, between_name)
+    between_acyclic = (layout.two_level and not layout.collapsed
+                       and _acyclic(table, between_name))
     innovation_vars = {layout.between[k] for k in layout.innovations}
 
     def coefficient_ok(row) -> bool:
@@ -101,7 +102,7 @@ def build_schedule(layout: Layout) -> Schedule:
     if within_complete:
         blocks += _covariance_blocks(table, 0, table.blocks[0].name, list(layout.within_observed),
                                      rows_of)
-    if layout.two_level:
+    if layout.two_level and not layout.collapsed:
         members = [layout.between[k] for k in layout.innovations]
         blocks += _covariance_blocks(table, 1, between_name, members, rows_of)
     in_blocks = {k for b in blocks for _, _, k in b.entries}
@@ -220,7 +221,8 @@ def _iw_prior(k: int, entries, priors) -> tuple[tuple[float, ...], float] | None
 
 class ChainState(NamedTuple):
     """One chain. x (n_free,); between (J, nS); y (N, p) outcomes with missing values
-    filled by the last draw; adaptation: NUTS tuning; iteration: () sweeps done."""
+    filled by the last draw ((0, p) when nothing is missing); adaptation: NUTS tuning;
+    iteration: () sweeps done."""
     x: jax.Array
     between: jax.Array
     y: jax.Array
@@ -240,7 +242,8 @@ def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
     spec = layout.spec
     table = spec.partable
     nuts_levels = {r.level for r in table.rows if r.free and r.free - 1 in schedule.nuts}
-    within_only_nuts = nuts_levels == {1} and density.poolable(layout)
+    # NUTS on pooled moments: O(1) per gradient instead of O(clusters)
+    pooled_nuts = density.poolable(layout) and (2 not in nuts_levels or bool(layout.collapsed))
     coefficient_levels = frozenset(r.level for r in table.rows
                                    if r.free and r.free - 1 in schedule.coefficients)
     normal_priors = tuple((k, prior.args[0], float(np.sqrt(prior.args[1])))
@@ -286,17 +289,25 @@ def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
             def to_x(u):
                 return x.at[idx].set(jnp.where(logs, jnp.exp(u), u))
 
-            if within_only_nuts:
+            if pooled_nuts:
                 prep0 = density.prepare(layout, spec.unpack(x))
                 zb = jax.vmap(lambda s, k, w: density.assemble_between(layout, prep0, s, k, w))(
                     between, arrays["known"], arrays["w"])
-                pooled = density.pooled_within_moments(layout, zb, arrays)
+                pooled_w = density.pooled_within_moments(layout, zb, arrays)
+                pooled_b = (density.pooled_between_moments(layout, zb, arrays)
+                            if 2 in nuts_levels else None)
                 n_total = arrays["n"].sum()
 
                 def block_target(x_new):
                     prep = density.prepare(layout, spec.unpack(x_new))
-                    return density.within_pooled_loglik(layout, prep, pooled, n_total) + (
-                        log_prior(schedule, x_new))
+                    value = log_prior(schedule, x_new)
+                    if 1 in nuts_levels:
+                        value = value + density.within_pooled_loglik(layout, prep, pooled_w,
+                                                                     n_total)
+                    if 2 in nuts_levels:
+                        value = value + density.between_pooled_logdensity(layout, prep,
+                                                                          pooled_b)
+                    return value
             else:
                 def block_target(x_new):
                     return target(x_new, between, arrays)
@@ -411,6 +422,7 @@ def initial_state(layout: Layout, schedule: Schedule, x0: np.ndarray, arrays) ->
         for i, k in layout.parts:
             if k in layout.stochastic:
                 between[:, layout.stochastic.index(k)] = means[:, i]
-    return ChainState(jnp.asarray(x0), jnp.asarray(between), jnp.asarray(arrays["y"]),
+    y = arrays["y"] if layout.has_missing else np.zeros((0, layout.p))  # only imputation needs it
+    return ChainState(jnp.asarray(x0), jnp.asarray(between), jnp.asarray(y),
                       hmc.init_adaptation(len(schedule.nuts)), jnp.asarray(0))
 

@@ -15,6 +15,10 @@ Invariants -- read before changing anything below:
   deterministic given the parameters and the state; they are recomputed whenever the
   parameters move, never stored.
 * Between-only observed variables (BETWEEN list) are data: conditioned on, never drawn.
+* Between factors (latent variables that no within quantity uses) are integrated out
+  when no between variable is deterministic: the between density is then the marginal
+  N(mu_j, Sigma_V) of the values kept (state and data), which removes the slow
+  factor <-> loading/residual-variance dependence of data augmentation.
 """
 from __future__ import annotations
 
@@ -42,6 +46,7 @@ class Layout:
     (state, data, zero-variance). ``parts``: (within index, between index) pairs: the
     between part of a within-varying variable. ``random_slopes``: (row, covariate column,
     between index) cells of the within gamma matrix replaced per cluster.
+    ``collapsed``: between factors integrated out (see the invariants above).
     ``n_clusters``: J (1 for a single-level model).
     """
     spec: ModelSpec
@@ -54,6 +59,7 @@ class Layout:
     deterministic: tuple[int, ...]
     parts: tuple[tuple[int, int], ...]
     random_slopes: tuple[tuple[int, int, int], ...]
+    collapsed: tuple[int, ...]
     n_clusters: int
     has_missing: bool
     has_within_latent: bool
@@ -78,6 +84,11 @@ class Layout:
     def innovations(self) -> tuple[int, ...]:
         """Between variables with a stochastic innovation: state and data (T = S + K)."""
         return tuple(sorted(self.stochastic + self.known))
+
+    @property
+    def kept(self) -> tuple[int, ...]:
+        """Between variables with values in the model: state and data (V = S + K)."""
+        return self.innovations
 
 
 def build_layout(analysis: Analysis) -> tuple[Layout, dict[str, np.ndarray]]:
@@ -158,6 +169,10 @@ def build_layout(analysis: Analysis) -> tuple[Layout, dict[str, np.ndarray]]:
                                                   n_clusters) for k in known], axis=1)
             if np.isnan(known_values).any():
                 raise _not_supported("missing values on a between-level outcome")
+    sources = {k for _, _, k in random_slopes}
+    collapsed = [] if deterministic else [
+        k for k in stochastic if k >= between.n_observed and k not in sources]
+    stochastic = [k for k in stochastic if k not in collapsed]
     if between is not None and n_clusters <= len(stochastic):
         raise ModelError(
             f"the model has {len(stochastic)} random effects per cluster "
@@ -171,7 +186,7 @@ def build_layout(analysis: Analysis) -> tuple[Layout, dict[str, np.ndarray]]:
     layout = Layout(spec, tuple(within.observed), tuple(within.covariates), layout_between,
                     tuple(between.covariates) if between else (), tuple(stochastic),
                     tuple(known), tuple(deterministic), tuple(parts), tuple(random_slopes),
-                    n_clusters, bool((~observed).any()), has_within_latent)
+                    tuple(collapsed), n_clusters, bool((~observed).any()), has_within_latent)
     y0 = np.where(observed, y, 0.0)
     moments = cluster_moments(y0, c, cluster, n_clusters)
     values, vectors = np.linalg.eigh(moments)

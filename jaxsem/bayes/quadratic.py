@@ -61,8 +61,12 @@ def between_state_quadratic(layout: Layout, prep: density.Prepared, arrays):
     prec = jnp.einsum("kpm,jmn,lpn->jkl", gl, moments, gl)
     lin = jnp.einsum("kpm,jmn,pn->jk", gl, moments, r0l)
     t = np.asarray(layout.innovations)
-    c = solve_triangular(prep.chol_psi, prep.ib[t], lower=True)          # (|T|, nb)
-    d = prep.alpha_b[t][None] + arrays["w"] @ prep.gamma_b[t].T          # (J, |T|)
+    if layout.collapsed:  # kept values V ~ N(mean + slopes w_j, chol chol')
+        c = solve_triangular(prep.chol_psi, jnp.eye(layout.nb)[t], lower=True)
+        d = prep.marginal_mean[None] + arrays["w"] @ prep.marginal_slopes.T
+    else:                 # innovations (I - B) zb - alpha - gamma w_j ~ N(0, psi_T)
+        c = solve_triangular(prep.chol_psi, prep.ib[t], lower=True)      # (|T|, nb)
+        d = prep.alpha_b[t][None] + arrays["w"] @ prep.gamma_b[t].T      # (J, |T|)
     dl = solve_triangular(prep.chol_psi, d.T, lower=True).T
     prec = prec + (c.T @ c)[None]
     lin = lin + dl @ c
