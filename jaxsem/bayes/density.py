@@ -135,7 +135,7 @@ def between_cluster_logdensity(layout: Layout, prep: Prepared, zb: jax.Array,
                                w: jax.Array) -> jax.Array:
     """log p(between values of one cluster | parameters, between covariates)."""
     if layout.collapsed:
-        zeta = zb[np.asarray(layout.kept)] - prep.marginal_mean - prep.marginal_slopes @ w
+        zeta = zb[np.asarray(layout.innovations)] - prep.marginal_mean - prep.marginal_slopes @ w
     else:
         zeta = between_innovations(layout, prep, zb, w)
     v = solve_triangular(prep.chol_psi, zeta, lower=True)
@@ -207,14 +207,14 @@ def within_pooled_loglik(layout: Layout, prep: Prepared, pooled: jax.Array,
 
 def pooled_between_moments(layout: Layout, zb: jax.Array, arrays) -> jax.Array:
     """(k, k) sum over clusters of u u' with u = [z_V, 1, w] (collapsed layouts)."""
-    u = jnp.concatenate([zb[:, np.asarray(layout.kept)], jnp.ones((zb.shape[0], 1)),
+    u = jnp.concatenate([zb[:, np.asarray(layout.innovations)], jnp.ones((zb.shape[0], 1)),
                          arrays["w"]], axis=1)
     return u.T @ u
 
 
 def between_pooled_logdensity(layout: Layout, prep: Prepared, pooled: jax.Array) -> jax.Array:
     """Sum over clusters of the marginal between density, from pooled moments."""
-    v = len(layout.kept)
+    v = len(layout.innovations)
     r = jnp.concatenate([jnp.eye(v), -prep.marginal_mean[:, None], -prep.marginal_slopes],
                         axis=1)
     x = solve_triangular(prep.chol_psi, r, lower=True)

@@ -91,7 +91,7 @@ def fit_bayes(analysis: Analysis, options: BayesOptions = BayesOptions()) -> Bay
     t0 = time.perf_counter()
     shapes = tuple((name, a.shape, str(a.dtype)) for name, a in sorted(arrays.items()))
     compiled = _compiled_chunk(layout, schedule, n_adapt, chunk, options.thin,
-                               options.chains, shapes, float(arrays["n"].sum()))
+                               options.chains, shapes)
     compile_seconds = time.perf_counter() - t0
 
     draws, accept, history = [], [], []
@@ -185,15 +185,14 @@ def default_starts(layout: Layout, arrays) -> np.ndarray:
 
 @functools.lru_cache(maxsize=16)
 def _compiled_chunk(layout: Layout, schedule, n_adapt: int, chunk: int, thin: int,
-                    chains: int, shapes: tuple, n_total: float):
+                    chains: int, shapes: tuple):
     """The compiled chunk for one model structure and data shape (cached: a second data
-    set of the same shapes reuses it); data arrays are arguments, not constants.
-    ``n_total``: observations (degrees of freedom of within covariance draws)."""
+    set of the same shapes reuses it); data arrays are arguments, not constants."""
     sweep = make_sweep(layout, schedule, n_adapt)
     n_obs = dict((name, shape) for name, shape, _ in shapes).get("y", (0,))[0]
-    counts = (n_total, float(layout.n_clusters))
 
     def one_chain(arrays, state: ChainState, key):
+        counts = (arrays["n"].sum(), float(layout.n_clusters))  # inverse-Wishart df
         key_noise, key_sweeps = jax.random.split(key)
         noise = draw_noise(layout, schedule, key_noise, chunk * thin, n_obs, counts)
         noise = jax.tree_util.tree_map(lambda a: a.reshape((chunk, thin) + a.shape[1:]), noise)

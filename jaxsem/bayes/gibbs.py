@@ -238,7 +238,8 @@ def log_prior(schedule: Schedule, x: jax.Array) -> jax.Array:
 
 
 def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
-    """sweep(key, state, arrays) -> (state, info): one pass over all blocks."""
+    """sweep(key, state, arrays, noise) -> (state, NUTS acceptance): one pass over all
+    blocks; ``key`` feeds the NUTS block, ``noise`` (draw_noise) every other block."""
     spec = layout.spec
     table = spec.partable
     nuts_levels = {r.level for r in table.rows if r.free and r.free - 1 in schedule.nuts}
@@ -293,7 +294,8 @@ def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
                 prep0 = density.prepare(layout, spec.unpack(x))
                 zb = jax.vmap(lambda s, k, w: density.assemble_between(layout, prep0, s, k, w))(
                     between, arrays["known"], arrays["w"])
-                pooled_w = density.pooled_within_moments(layout, zb, arrays)
+                pooled_w = (density.pooled_within_moments(layout, zb, arrays)
+                            if 1 in nuts_levels else None)
                 pooled_b = (density.pooled_between_moments(layout, zb, arrays)
                             if 2 in nuts_levels else None)
                 n_total = arrays["n"].sum()

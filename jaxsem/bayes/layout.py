@@ -82,13 +82,10 @@ class Layout:
 
     @cached_property
     def innovations(self) -> tuple[int, ...]:
-        """Between variables with a stochastic innovation: state and data (T = S + K)."""
+        """Between variables with values in the model, state and data (S + K): those
+        with a stochastic innovation, or, with collapsed factors, those whose marginal
+        density is evaluated."""
         return tuple(sorted(self.stochastic + self.known))
-
-    @property
-    def kept(self) -> tuple[int, ...]:
-        """Between variables with values in the model: state and data (V = S + K)."""
-        return self.innovations
 
 
 def build_layout(analysis: Analysis) -> tuple[Layout, dict[str, np.ndarray]]:
