@@ -222,7 +222,7 @@ def test_report_arviz_and_defined_parameters():
     report = fit.report()
     for text in ("MODEL RESULTS", "Within Level", "Between Level", " Y ON", " Means",
                  "Residual Variances", " Variances", "New/Additional Parameters", "RATIO",
-                 "TECHNICAL 8", "Gibbs blocks"):
+                 "TECHNICAL 8", "Gibbs blocks", "PRIORS", "N(0, 1e+10)", "IG(-1, 0)"):
         assert text in report
     new = fit.summary().set_index("lhs").loc["ratio"]
     b = fit.kept[:, :, fit.names.index("within: y~x")]
@@ -247,3 +247,44 @@ def test_more_random_effects_than_clusters_is_refused():
     model = jaxsem.Model.from_mplus("%WITHIN%\n s | y ON x;", within=["x"], clusters=["c"])
     with pytest.raises(ModelError, match="2 random effects per cluster.*only 2 clusters"):
         model.fit(frame, **QUIET)
+
+
+def test_zero_between_variances_and_between_outcomes_recover_the_truth():
+    """Deterministic between parts (y1-y3@0, UG ex9.6) and a between-only outcome."""
+    model = jaxsem.Model.from_mplus(
+        "%WITHIN%\n fw BY y1-y3;\n %BETWEEN%\n fb BY y1-y3;\n y1-y3@0;\n fb ON w;\n z ON fb;",
+        between=["w", "z"], clusters=["c"])
+    spec = model.spec
+    x = spec.start_values()
+    names = spec.partable.parameter_names()
+    x[names.index("between: fb~~fb")] = 0.5
+    x[names.index("between: z~fb")] = 0.8
+    frame = spec.simulate(x, jax.random.PRNGKey(8), [15] * 120, cluster_names=["c"])
+    fit = model.fit(frame, chains=2, fbiterations=2000, bseed=8, **QUIET)
+    layout = fit.layout
+    assert layout.deterministic and layout.known and not layout.collapsed
+    for row in fit.summary().query("free > 0").itertuples():
+        truth = x[row.free - 1]
+        assert abs(row.estimate - truth) < 4 * row.posterior_sd, fit.names[row.free - 1]
+    assert fit.converged
+
+
+def test_bayes_options_are_checked():
+    for options, message in (({"chains": 0}, "CHAINS"), ({"thin": 0}, "THIN"),
+                             ({"point": "max"}, "POINT"),
+                             ({"biterations": (100, 500)}, "BITERATIONS"),
+                             ({"fbiterations": 1}, "FBITERATIONS")):
+        with pytest.raises(ModelError, match=message):
+            BayesOptions(**options)
+
+
+def test_point_mode_and_mean():
+    frame = _random_intercept_data(10)
+    model = jaxsem.Model.from_mplus("%WITHIN%\n y ON x;", within=["x"], clusters=["c"])
+    fits = {point: model.fit(frame, fbiterations=600, point=point, bseed=1, **QUIET)
+            for point in ("median", "mean", "mode")}
+    draws = fits["mean"].kept[:, :, fits["mean"].names.index("within: y~x")].ravel()
+    row = {p: f.summary().query("lhs == 'y' and op == '~'").iloc[0] for p, f in fits.items()}
+    assert row["mean"].estimate == pytest.approx(draws.mean())
+    assert row["median"].estimate == pytest.approx(np.median(draws))
+    assert abs(row["mode"].estimate - np.median(draws)) < 0.5 * row["median"].posterior_sd

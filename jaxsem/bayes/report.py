@@ -73,6 +73,9 @@ def format_bayes_report(fit) -> str:
             lines += ["", f" {title}"]
             for var, row in grouped[title]:
                 lines.append(_format_row(var, row))
+    free = table[table.free > 0].drop_duplicates("free").sort_values("free")
+    lines += ["", "PRIORS (Mplus defaults unless given in MODEL PRIORS)", ""]
+    lines += [f"    {fit.names[int(row.free) - 1]:<34}{row.prior}" for row in free.itertuples()]
     lines += ["", "TECHNICAL 8 (PSR by iteration)", "",
               f"{'Iteration':>10}{'Max PSR':>10}  Parameter"]
     lines += [f"{it:>10}{psr:>10.3f}  {name}" for it, psr, name in fit.psr_history]
