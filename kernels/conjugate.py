@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.linalg import solve_triangular
+
+from jaxsem.kernels import linalg
 
 
 def inverse_wishart_from_variates(scale: jax.Array, chi2: jax.Array,
@@ -24,6 +25,6 @@ def inverse_wishart_from_variates(scale: jax.Array, chi2: jax.Array,
     """
     p = scale.shape[0]
     bartlett = jnp.tril(normals, -1) + jnp.diag(jnp.sqrt(chi2))
-    chol = jnp.linalg.cholesky(scale)
-    factor = chol @ solve_triangular(bartlett, jnp.eye(p, dtype=scale.dtype), lower=True).T
+    chol = linalg.cholesky(scale)
+    factor = chol @ linalg.solve_lower(bartlett, jnp.eye(p, dtype=scale.dtype)).T
     return factor @ factor.T

@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import cho_solve, solve_triangular
 
+from jaxsem.kernels import linalg
+
 
 def quadratic_coefficients(log_density: Callable[[jax.Array], jax.Array],
                            at: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -32,3 +34,13 @@ def sample_from_precision(noise: jax.Array, precision: jax.Array,
     chol = jnp.linalg.cholesky(precision)
     mean = cho_solve((chol, True), linear)
     return mean + solve_triangular(chol.T, noise, lower=False)
+
+
+
+def sample_from_precision_batched(noise: jax.Array, precision: jax.Array,
+                                  linear: jax.Array) -> jax.Array:
+    """Draws from N(P^{-1} h, P^{-1}) for a batch: noise, linear (..., d); P (..., d, d),
+    with the small-matrix routines of kernels.linalg."""
+    chol = linalg.cholesky(precision)
+    forward = linalg.solve_lower(chol, linear[..., None])
+    return linalg.solve_upper_transposed(chol, forward + noise[..., None])[..., 0]

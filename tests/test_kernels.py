@@ -1,6 +1,7 @@
 """Kernels against closed forms."""
 import jax
 import numpy as np
+import pytest
 
 from jaxsem.kernels import conjugate, gaussian
 
@@ -33,3 +34,14 @@ def test_gaussian_block_from_quadratic_density():
     draws = np.asarray(jax.vmap(lambda e: gaussian.sample_from_precision(e, p, h))(noise))
     np.testing.assert_allclose(np.cov(draws.T), np.linalg.inv(precision), atol=0.02)
     np.testing.assert_allclose(draws.mean(0), np.linalg.solve(precision, linear), atol=0.02)
+
+
+@pytest.mark.parametrize("d", [1, 2, 3, 7])
+def test_batched_small_gaussian_draws_match_lapack(d):
+    rng = np.random.default_rng(d)
+    a = rng.normal(size=(5, d, d))
+    precision = a @ np.swapaxes(a, -1, -2) + np.eye(d)
+    linear, noise = rng.normal(size=(5, d)), rng.normal(size=(5, d))
+    batched = gaussian.sample_from_precision_batched(noise, precision, linear)
+    reference = jax.vmap(gaussian.sample_from_precision)(noise, precision, linear)
+    np.testing.assert_allclose(batched, reference, rtol=1e-10, atol=1e-12)

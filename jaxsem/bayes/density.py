@@ -10,9 +10,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.linalg import solve_triangular
 
 from jaxsem.bayes.layout import Layout
+from jaxsem.kernels import linalg
 
 LOG_2PI = float(np.log(2 * np.pi))
 
@@ -48,7 +48,7 @@ def prepare(layout: Layout, mats) -> Prepared:
     nv = w["beta"].shape[0]
     fa = jnp.linalg.solve(jnp.eye(nv) - w["beta"], jnp.eye(nv))[:layout.p]
     sigma = fa @ w["psi"] @ fa.T
-    chol_sigma = jnp.linalg.cholesky(sigma)
+    chol_sigma = linalg.cholesky(sigma)
     logdet_sigma = 2.0 * jnp.sum(jnp.log(jnp.diag(chol_sigma)))
     marginal_mean, marginal_slopes = jnp.zeros(0), jnp.zeros((0, 0))
     if layout.two_level:
@@ -59,10 +59,10 @@ def prepare(layout: Layout, mats) -> Prepared:
         logdet_jacobian = jnp.asarray(0.0)
         if layout.collapsed:
             reduced = jnp.linalg.solve(ib, jnp.eye(layout.nb))[t]     # rows of (I - B)^-1
-            chol_psi = jnp.linalg.cholesky(reduced @ b["psi"] @ reduced.T)
+            chol_psi = linalg.cholesky(reduced @ b["psi"] @ reduced.T)
             marginal_mean, marginal_slopes = reduced @ alpha_b, reduced @ gamma_b
         else:
-            chol_psi = jnp.linalg.cholesky(b["psi"][np.ix_(t, t)])
+            chol_psi = linalg.cholesky(b["psi"][np.ix_(t, t)])
             logdet_jacobian = jnp.linalg.slogdet(ib)[1]
             if layout.deterministic:
                 d = np.asarray(layout.deterministic)
@@ -106,7 +106,7 @@ def within_cluster_loglik(layout: Layout, prep: Prepared, zb: jax.Array,
     """Marginal log likelihood of one cluster's within data given its between values."""
     design = cluster_design(layout, prep, zb)
     r = jnp.concatenate([jnp.eye(layout.p), -design], axis=1)
-    x = solve_triangular(prep.chol_sigma, r, lower=True)
+    x = linalg.solve_lower(prep.chol_sigma, r)
     quad = jnp.einsum("pm,mk,pk->", x, moments, x)
     return -0.5 * n * (layout.p * LOG_2PI + prep.logdet_sigma) - 0.5 * quad
 
@@ -138,7 +138,7 @@ def between_cluster_logdensity(layout: Layout, prep: Prepared, zb: jax.Array,
         zeta = zb[np.asarray(layout.innovations)] - prep.marginal_mean - prep.marginal_slopes @ w
     else:
         zeta = between_innovations(layout, prep, zb, w)
-    v = solve_triangular(prep.chol_psi, zeta, lower=True)
+    v = linalg.solve_lower(prep.chol_psi, zeta[:, None])[:, 0]
     k = zeta.shape[0]
     return (-0.5 * (k * LOG_2PI + jnp.sum(v * v))
             - jnp.sum(jnp.log(jnp.diag(prep.chol_psi))) + prep.logdet_jacobian)
@@ -200,7 +200,7 @@ def within_pooled_loglik(layout: Layout, prep: Prepared, pooled: jax.Array,
                          n_total: jax.Array) -> jax.Array:
     """Within log likelihood of all clusters from pooled moments (see poolable)."""
     r0 = jnp.concatenate([jnp.eye(layout.p), -prep.base[:, None], -prep.fa_gamma], axis=1)
-    x = solve_triangular(prep.chol_sigma, r0, lower=True)
+    x = linalg.solve_lower(prep.chol_sigma, r0)
     quad = jnp.einsum("pm,mk,pk->", x, pooled, x)
     return -0.5 * n_total * (layout.p * LOG_2PI + prep.logdet_sigma) - 0.5 * quad
 
@@ -217,7 +217,7 @@ def between_pooled_logdensity(layout: Layout, prep: Prepared, pooled: jax.Array)
     v = len(layout.innovations)
     r = jnp.concatenate([jnp.eye(v), -prep.marginal_mean[:, None], -prep.marginal_slopes],
                         axis=1)
-    x = solve_triangular(prep.chol_psi, r, lower=True)
+    x = linalg.solve_lower(prep.chol_psi, r)
     quad = jnp.einsum("pm,mk,pk->", x, pooled, x)
     logdet = 2.0 * jnp.sum(jnp.log(jnp.diag(prep.chol_psi)))
     return -0.5 * layout.n_clusters * (v * LOG_2PI + logdet) - 0.5 * quad

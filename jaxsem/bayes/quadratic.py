@@ -16,10 +16,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.linalg import solve_triangular
 
 from jaxsem.bayes import density
 from jaxsem.bayes.layout import Layout
+from jaxsem.kernels import linalg
+from jaxsem.kernels import gaussian
 
 
 def between_affine_map(layout: Layout, prep: density.Prepared, arrays):
@@ -55,19 +56,19 @@ def between_state_quadratic(layout: Layout, prep: density.Prepared, arrays):
     p = layout.p
     r0 = jnp.concatenate([jnp.eye(p), -prep.base[:, None], -prep.fa_gamma], axis=1)
     g = design_derivatives(layout, prep)
-    gl = solve_triangular(prep.chol_sigma[None], g, lower=True)  # (nb, p, m)
-    r0l = solve_triangular(prep.chol_sigma, r0, lower=True)     # (p, m)
+    gl = linalg.solve_lower(prep.chol_sigma[None], g)  # (nb, p, m)
+    r0l = linalg.solve_lower(prep.chol_sigma, r0)     # (p, m)
     moments = arrays["moments"]
     prec = jnp.einsum("kpm,jmn,lpn->jkl", gl, moments, gl)
     lin = jnp.einsum("kpm,jmn,pn->jk", gl, moments, r0l)
     t = np.asarray(layout.innovations)
     if layout.collapsed:  # kept values V ~ N(mean + slopes w_j, chol chol')
-        c = solve_triangular(prep.chol_psi, jnp.eye(layout.nb)[t], lower=True)
+        c = linalg.solve_lower(prep.chol_psi, jnp.eye(layout.nb)[t])
         d = prep.marginal_mean[None] + arrays["w"] @ prep.marginal_slopes.T
     else:                 # innovations (I - B) zb - alpha - gamma w_j ~ N(0, psi_T)
-        c = solve_triangular(prep.chol_psi, prep.ib[t], lower=True)      # (|T|, nb)
+        c = linalg.solve_lower(prep.chol_psi, prep.ib[t])      # (|T|, nb)
         d = prep.alpha_b[t][None] + arrays["w"] @ prep.gamma_b[t].T      # (J, |T|)
-    dl = solve_triangular(prep.chol_psi, d.T, lower=True).T
+    dl = linalg.solve_lower(prep.chol_psi, d.T).T
     prec = prec + (c.T @ c)[None]
     lin = lin + dl @ c
     z0, z1 = between_affine_map(layout, prep, arrays)
@@ -79,10 +80,7 @@ def between_state_quadratic(layout: Layout, prep: density.Prepared, arrays):
 def draw_between_state(noise, layout: Layout, prep: density.Prepared, arrays) -> jax.Array:
     """(J, nS) exact draw of every cluster's between state; noise (J, nS) N(0, 1)."""
     prec, lin = between_state_quadratic(layout, prep, arrays)
-    chol = jnp.linalg.cholesky(prec)
-    mean = jax.scipy.linalg.cho_solve((chol, True), lin[..., None])[..., 0]
-    return mean + solve_triangular(jnp.swapaxes(chol, -1, -2), noise[..., None],
-                                   lower=False)[..., 0]
+    return gaussian.sample_from_precision_batched(noise, prec, lin)
 
 
 def whitened_residuals(layout: Layout, spec, x, state, arrays, factors, priors,
@@ -99,14 +97,14 @@ def whitened_residuals(layout: Layout, spec, x, state, arrays, factors, priors,
     if 1 in levels:
         prep = density.prepare(layout, mats)
         ib_w = jnp.eye(layout.p) - w["beta"]
-        chol_psi_w = jnp.linalg.cholesky(w["psi"])
+        chol_psi_w = linalg.cholesky(w["psi"])
         zb = jax.vmap(lambda s, k, ww: density.assemble_between(layout, prep, s, k, ww))(
             state, arrays["known"], arrays["w"])
 
         def cluster(z, f):
             design = density.cluster_design(layout, prep, z)
             r = ib_w @ jnp.concatenate([jnp.eye(layout.p), -design], axis=1)
-            return solve_triangular(chol_psi_w, r @ f, lower=True)
+            return linalg.solve_lower(chol_psi_w, r @ f)
         parts.append(jax.vmap(cluster)(zb, factors).ravel())
     if 2 in levels:
         prep = density.prepare(layout, mats)
@@ -114,7 +112,7 @@ def whitened_residuals(layout: Layout, spec, x, state, arrays, factors, priors,
             state, arrays["known"], arrays["w"])
         zeta = jax.vmap(lambda z, ww: density.between_innovations(layout, prep, z, ww))(
             zb, arrays["w"])
-        parts.append(solve_triangular(prep.chol_psi, zeta.T, lower=True).ravel())
+        parts.append(linalg.solve_lower(prep.chol_psi, zeta.T).ravel())
     if priors:
         idx, mean, sd = (np.asarray(v) for v in zip(*priors))
         parts.append((x[idx] - mean) / sd)

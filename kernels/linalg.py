@@ -1,0 +1,54 @@
+"""Small dense linear algebra written out element by element over batch axes.
+
+On a CPU, XLA's batched Cholesky and triangular solves of tiny matrices (the shapes a
+Gibbs sweep is made of: 1-6 variables, batched over clusters and chains) cost several
+times more than the same arithmetic written as vector operations over the batch
+(measured: 199 vs 39 us for 800 systems of size 2). Above SMALL the LAPACK routines are
+used.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.linalg import solve_triangular
+
+SMALL = 6
+
+
+def cholesky(a: jax.Array) -> jax.Array:
+    """Lower Cholesky factor of (..., d, d) positive definite matrices (NaN if not)."""
+    d = a.shape[-1]
+    if d > SMALL:
+        return jnp.linalg.cholesky(a)
+    chol = [[None] * d for _ in range(d)]
+    for i in range(d):
+        for j in range(i + 1):
+            s = a[..., i, j] - sum(chol[i][k] * chol[j][k] for k in range(j))
+            chol[i][j] = jnp.sqrt(s) if i == j else s / chol[j][j]
+    zero = jnp.zeros_like(a[..., 0, 0])
+    return jnp.stack([jnp.stack([chol[i][j] if j <= i else zero for j in range(d)], -1)
+                      for i in range(d)], -2)
+
+
+def solve_lower(chol: jax.Array, b: jax.Array) -> jax.Array:
+    """x with chol x = b; chol (..., d, d) lower triangular, b (..., d, k)."""
+    d = chol.shape[-1]
+    if d > SMALL:
+        return solve_triangular(chol, b, lower=True)
+    rows = []
+    for i in range(d):
+        acc = b[..., i, :] - sum(chol[..., i, k, None] * rows[k] for k in range(i))
+        rows.append(acc / chol[..., i, i, None])
+    return jnp.stack(rows, -2)
+
+
+def solve_upper_transposed(chol: jax.Array, b: jax.Array) -> jax.Array:
+    """x with chol' x = b; chol (..., d, d) lower triangular, b (..., d, k)."""
+    d = chol.shape[-1]
+    if d > SMALL:
+        return solve_triangular(jnp.swapaxes(chol, -1, -2), b, lower=False)
+    rows = [None] * d
+    for i in reversed(range(d)):
+        acc = b[..., i, :] - sum(chol[..., k, i, None] * rows[k] for k in range(i + 1, d))
+        rows[i] = acc / chol[..., i, i, None]
+    return jnp.stack(rows, -2)
