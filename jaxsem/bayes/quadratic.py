@@ -7,9 +7,9 @@ between density is quadratic through the innovations ``C zb - d_j``; the precisi
 linear terms follow with a few einsums over all clusters at once.
 
 Coefficients: the complete-data log density of levels without marginalised latent
-variables is ``-|r(v)|^2 / 2`` for a residual vector ``r`` linear in the coefficients
-``v`` (innovations whitened by the innovation covariance, and normal priors); one
-forward-mode Jacobian gives ``P = J'J`` and ``h = -J' r(0)``.
+variables is ``-|r(v)|^2 / 2`` for a residual vector ``r`` affine in the coefficients
+``v`` (innovations whitened by the innovation covariance, and normal priors); its
+Jacobian J (from r at 0 and at the unit vectors) gives ``P = J'J`` and ``h = -J' r(0)``.
 """
 from __future__ import annotations
 
