@@ -73,8 +73,7 @@ def _geweke_draws(model, frame, n_steps=12000, seed=0, noise_fn=draw_noise):
 
     def new_data(key, x, between):
         prep = density.prepare(layout, spec.unpack(x))
-        zb = jax.vmap(lambda s, k, w: density.assemble_between(layout, prep, s, k, w))(
-            between, arrays["known"], arrays["w"])
+        zb = density.assemble_all(layout, prep, between, arrays)
         design = jax.vmap(lambda z: density.cluster_design(layout, prep, z))(zb)
         means = jnp.einsum("npk,nk->np", design[cluster], c1)
         y = means + jax.random.normal(key, (len(cluster), layout.p)) @ prep.chol_sigma.T

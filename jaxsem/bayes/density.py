@@ -93,20 +93,22 @@ def cluster_design(layout: Layout, prep: Prepared, zb: jax.Array) -> jax.Array:
     return jnp.concatenate([intercept[:, None], slopes], axis=1)
 
 
+def residual_map(layout: Layout, prep: Prepared, zb: jax.Array) -> jax.Array:
+    """(p, m) map R with e_i = R [y_i, 1, c_i], the within residuals of one cluster."""
+    return jnp.concatenate([jnp.eye(layout.p), -cluster_design(layout, prep, zb)], axis=1)
+
+
 def within_residual_scatter(layout: Layout, prep: Prepared, zb: jax.Array,
                             moments: jax.Array) -> jax.Array:
     """(p, p) sum over one cluster of e e', e = y_i - design [1, c_i]."""
-    design = cluster_design(layout, prep, zb)
-    r = jnp.concatenate([jnp.eye(layout.p), -design], axis=1)
+    r = residual_map(layout, prep, zb)
     return r @ moments @ r.T
 
 
 def within_cluster_loglik(layout: Layout, prep: Prepared, zb: jax.Array,
                           moments: jax.Array, n: jax.Array) -> jax.Array:
     """Marginal log likelihood of one cluster's within data given its between values."""
-    design = cluster_design(layout, prep, zb)
-    r = jnp.concatenate([jnp.eye(layout.p), -design], axis=1)
-    x = linalg.solve_lower(prep.chol_sigma, r)
+    x = linalg.solve_lower(prep.chol_sigma, residual_map(layout, prep, zb))
     quad = jnp.einsum("pm,mk,pk->", x, moments, x)
     return -0.5 * n * (layout.p * LOG_2PI + prep.logdet_sigma) - 0.5 * quad
 
@@ -122,6 +124,12 @@ def assemble_between(layout: Layout, prep: Prepared, state: jax.Array, known: ja
         rhs = prep.alpha_b[d] + prep.gamma_b[d] @ w - prep.ib[np.ix_(d, t)] @ zb[t]
         zb = zb.at[d].set(jnp.linalg.solve(prep.ib[np.ix_(d, d)], rhs))
     return zb
+
+
+def assemble_all(layout: Layout, prep: Prepared, states: jax.Array, arrays) -> jax.Array:
+    """(J, nb) between values of every cluster from the states (J, nS)."""
+    return jax.vmap(lambda s, k, w: assemble_between(layout, prep, s, k, w))(
+        states, arrays["known"], arrays["w"])
 
 
 def between_innovations(layout: Layout, prep: Prepared, zb: jax.Array,

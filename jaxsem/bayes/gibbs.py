@@ -292,8 +292,7 @@ def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
 
             if pooled_nuts:
                 prep0 = density.prepare(layout, spec.unpack(x))
-                zb = jax.vmap(lambda s, k, w: density.assemble_between(layout, prep0, s, k, w))(
-                    between, arrays["known"], arrays["w"])
+                zb = density.assemble_all(layout, prep0, between, arrays)
                 pooled_w = (density.pooled_within_moments(layout, zb, arrays)
                             if 1 in nuts_levels else None)
                 pooled_b = (density.pooled_between_moments(layout, zb, arrays)
@@ -361,14 +360,13 @@ def _draw_covariances(variates, layout: Layout, schedule: Schedule, x, arrays, b
     mats = spec.unpack(x)
     prep = density.prepare(layout, mats)
     scatters, counts = {}, {}
+    zb = density.assemble_all(layout, prep, between, arrays)
     if any(b.level == 0 for b in schedule.covariance_blocks):
-        zb = _assembled(layout, prep, arrays, between)
         e = jax.vmap(lambda z, m: density.within_residual_scatter(layout, prep, z, m))(
             zb, arrays["moments"]).sum(0)
         ib = jnp.eye(layout.p) - mats[0]["beta"]
         scatters[0], counts[0] = ib @ e @ ib.T, arrays["n"].sum()
     if any(b.level == 1 for b in schedule.covariance_blocks):
-        zb = _assembled(layout, prep, arrays, between)
         zeta = jax.vmap(lambda z, w: density.between_innovations(layout, prep, z, w))(
             zb, arrays["w"])
         scatters[1], counts[1] = zeta.T @ zeta, jnp.asarray(float(layout.n_clusters))
@@ -383,11 +381,6 @@ def _draw_covariances(variates, layout: Layout, schedule: Schedule, x, arrays, b
     return x
 
 
-def _assembled(layout: Layout, prep, arrays, between):
-    return jax.vmap(lambda s, k, w: density.assemble_between(layout, prep, s, k, w))(
-        between, arrays["known"], arrays["w"])
-
-
 def _moments(layout: Layout, arrays, y):
     u = jnp.concatenate([y, jnp.ones((y.shape[0], 1)), arrays["c"]], axis=1)
     return jax.ops.segment_sum(u[:, :, None] * u[:, None, :], arrays["cluster"],
@@ -398,7 +391,7 @@ def _impute_missing(noise, layout: Layout, mats, arrays, between, y):
     """Draw each missing outcome from its within-level conditional given the observed
     outcomes of the row, its cluster's between values and the parameters (MAR)."""
     prep = density.prepare(layout, mats)
-    zb = _assembled(layout, prep, arrays, between)
+    zb = density.assemble_all(layout, prep, between, arrays)
     design = jax.vmap(lambda z: density.cluster_design(layout, prep, z))(zb)  # (J, p, 1+q)
     c1 = jnp.concatenate([jnp.ones((y.shape[0], 1)), arrays["c"]], axis=1)
     mean = jnp.einsum("npk,nk->np", design[arrays["cluster"]], c1)

@@ -94,22 +94,17 @@ def whitened_residuals(layout: Layout, spec, x, state, arrays, factors, priors,
     mats = spec.unpack(x)
     parts = []
     w = mats[0]
+    prep = density.prepare(layout, mats)
+    zb = density.assemble_all(layout, prep, state, arrays)
     if 1 in levels:
-        prep = density.prepare(layout, mats)
         ib_w = jnp.eye(layout.p) - w["beta"]
         chol_psi_w = linalg.cholesky(w["psi"])
-        zb = jax.vmap(lambda s, k, ww: density.assemble_between(layout, prep, s, k, ww))(
-            state, arrays["known"], arrays["w"])
 
         def cluster(z, f):
-            design = density.cluster_design(layout, prep, z)
-            r = ib_w @ jnp.concatenate([jnp.eye(layout.p), -design], axis=1)
+            r = ib_w @ density.residual_map(layout, prep, z)
             return linalg.solve_lower(chol_psi_w, r @ f)
         parts.append(jax.vmap(cluster)(zb, factors).ravel())
     if 2 in levels:
-        prep = density.prepare(layout, mats)
-        zb = jax.vmap(lambda s, k, ww: density.assemble_between(layout, prep, s, k, ww))(
-            state, arrays["known"], arrays["w"])
         zeta = jax.vmap(lambda z, ww: density.between_innovations(layout, prep, z, ww))(
             zb, arrays["w"])
         parts.append(linalg.solve_lower(prep.chol_psi, zeta.T).ravel())
