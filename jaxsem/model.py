@@ -146,20 +146,31 @@ class Model:
             usevariables: Sequence[str] | None = None, **options):
         """Fit the model to data. ``estimator="bayes"`` (the Gibbs sampler) takes the
         options of :class:`jaxsem.bayes.BayesOptions` (chains, biterations, fbiterations,
-        thin, bseed, bconvergence, point, starts, progress)."""
-        from jaxsem.bayes import BayesOptions, fit_bayes  # noqa: PLC0415 (heavy import)
-
-        if estimator.lower() != "bayes":
-            raise ModelError(f"estimator {estimator!r} is not available yet: use 'bayes' "
-                             "(ML and MLR come in a later release)")
-        known = set(BayesOptions.__dataclass_fields__)
+        thin, bseed, bconvergence, point, starts, progress); ``estimator="ml"`` or
+        ``"mlr"`` those of :class:`jaxsem.ml.MLOptions` (starts, random_starts, seed,
+        max_iterations, tolerance, saturated)."""
+        kind = estimator.lower()
+        if kind not in ("bayes", "ml", "mlr"):
+            raise ModelError(f"estimator {estimator!r} is not available: use 'bayes', 'ml' "
+                             "or 'mlr'")
+        if kind == "bayes":
+            from jaxsem.bayes import BayesOptions as option_class  # noqa: PLC0415
+        else:
+            from jaxsem.ml import MLOptions as option_class  # noqa: PLC0415
+        known = set(option_class.__dataclass_fields__) - {"estimator"}
         unknown = sorted(set(options) - known)
         if unknown:
-            raise ModelError(f"unknown option(s) {', '.join(unknown)}; the Bayes options "
-                             f"are {', '.join(sorted(known))}")
+            raise ModelError(f"unknown option(s) {', '.join(unknown)}; the {kind.upper()} "
+                             f"options are {', '.join(sorted(known))}")
         analysis = self.prepare(frame, cluster=cluster, missing=missing, centering=centering,
                                 define=define, usevariables=usevariables)
-        return fit_bayes(analysis, BayesOptions(**options))
+        if kind != "bayes":
+            from jaxsem.ml import fit_ml  # noqa: PLC0415
+
+            return fit_ml(analysis, option_class(estimator=kind, **options))
+        from jaxsem.bayes import fit_bayes  # noqa: PLC0415
+
+        return fit_bayes(analysis, option_class(**options))
 
 
 @dataclass(frozen=True)

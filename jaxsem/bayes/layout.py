@@ -32,8 +32,8 @@ from jaxsem.model import Analysis
 from jaxsem.spec import ModelSpec
 
 
-def _not_supported(what: str) -> ModelError:
-    return ModelError(f"{what} is not supported by the Bayes estimator yet")
+def _not_supported(what: str, estimator: str = "Bayes") -> ModelError:
+    return ModelError(f"{what} is not supported by the {estimator} estimator yet")
 
 
 @dataclass(frozen=True)
@@ -88,8 +88,10 @@ class Layout:
         return tuple(sorted(self.stochastic + self.known))
 
 
-def build_layout(analysis: Analysis) -> tuple[Layout, dict[str, np.ndarray]]:
-    """Static layout and the data arrays (numpy) the sampler needs.
+def build_layout(analysis: Analysis, estimator: str = "Bayes"
+                 ) -> tuple[Layout, dict[str, np.ndarray]]:
+    """Static layout and the data arrays (numpy) the sampler (and ML) need;
+    ``estimator`` names who asks, in the messages about what is not supported.
 
     Arrays: ``y`` (N, p) with 0 where missing, ``observed`` (N, p) bool, ``c`` (N, q),
     ``cluster`` (N,) int32, ``moments`` (J, m, m) and ``factors`` (J, m, m) with
@@ -98,11 +100,11 @@ def build_layout(analysis: Analysis) -> tuple[Layout, dict[str, np.ndarray]]:
     """
     spec, data = analysis.spec, analysis.data
     if len(spec.blocks) > 2:
-        raise _not_supported("a model with more than two levels")
+        raise _not_supported("a model with more than two levels", estimator)
     if data.crossed:
-        raise _not_supported("a cross-classified model")
+        raise _not_supported("a cross-classified model", estimator)
     if analysis.partable.categorical:
-        raise _not_supported("a categorical (probit) outcome")
+        raise _not_supported("a categorical (probit) outcome", estimator)
     within = spec.blocks[0]
     between = spec.blocks[1] if len(spec.blocks) == 2 else None
     random_slopes = []
@@ -110,13 +112,13 @@ def build_layout(analysis: Analysis) -> tuple[Layout, dict[str, np.ndarray]]:
         if cell.block != 0 or cell.matrix != "gamma":
             kind = {"beta": "a random loading or a random slope on a modelled variable",
                     "psi": "a random residual variance"}.get(cell.matrix, "this random effect")
-            raise _not_supported(f"{kind} ('{cell.name}')")
+            raise _not_supported(f"{kind} ('{cell.name}')", estimator)
         random_slopes.append((cell.row, cell.col, cell.source_index))
     has_within_latent = len(within.latent) > 0
     zero_within = _fixed_zero_variances(spec, 0) & set(range(within.n_observed))
     if zero_within:
         names = ", ".join(within.variables[k] for k in sorted(zero_within))
-        raise _not_supported(f"a within-level residual variance fixed at 0 ({names})")
+        raise _not_supported(f"a within-level residual variance fixed at 0 ({names})", estimator)
     frame_cols = {name.lower(): i for i, name in enumerate(data.names)}
 
     def column(name: str) -> np.ndarray:
@@ -160,12 +162,12 @@ def build_layout(analysis: Analysis) -> tuple[Layout, dict[str, np.ndarray]]:
         w = np.stack([_per_cluster(data, v, cluster_of, n_clusters)
                       for v in between.covariates], axis=1) if between.covariates else w
         if np.isnan(w).any():
-            raise _not_supported("missing values on a between-level covariate")
+            raise _not_supported("missing values on a between-level covariate", estimator)
         if known:
             known_values = np.stack([_per_cluster(data, between.variables[k], cluster_of,
                                                   n_clusters) for k in known], axis=1)
             if np.isnan(known_values).any():
-                raise _not_supported("missing values on a between-level outcome")
+                raise _not_supported("missing values on a between-level outcome", estimator)
     sources = {k for _, _, k in random_slopes}
     collapsed = [] if deterministic else [
         k for k in stochastic if k >= between.n_observed and k not in sources]

@@ -29,6 +29,28 @@ def _order(title: str) -> int:
     return len(SECTION_ORDER)
 
 
+def results_by_level(table, format_row) -> list[str]:
+    """MODEL RESULTS lines of a summary table: per level, Mplus's sections in Mplus's
+    order, then the New/Additional Parameters; ``format_row(name, row)`` prints a row."""
+    lines = []
+    for block in dict.fromkeys(table["block"]):
+        rows = table[(table["block"] == block) & (table["random"].fillna("") == "")]
+        if block == "new":
+            lines += ["", "New/Additional Parameters"]
+            lines += [format_row(row.lhs.upper(), row) for row in rows.itertuples()]
+            continue
+        lines += ["", f"{block.capitalize()} Level" if block in ("within", "between")
+                  else f"Level {block.upper()}"]
+        grouped: dict[str, list] = {}
+        for row in rows.itertuples():
+            title, var = section_of(row)
+            grouped.setdefault(title, []).append((var, row))
+        for title in sorted(grouped, key=_order):
+            lines += ["", f" {title}"]
+            lines += [format_row(var, row) for var, row in grouped[title]]
+    return lines
+
+
 def format_bayes_report(fit) -> str:
     table = fit.summary()
     opts = fit.options
@@ -56,23 +78,7 @@ def format_bayes_report(fit) -> str:
               f"{'95% C.I.':>21}{'ESS':>8}{'R-hat':>7}",
               f"{'':26}{'':>10}{'S.D.':>11}{'P-Value':>11}{'Lower 2.5%':>12}"
               f"{'Upper 2.5%':>11}{'bulk':>6}"]
-    for block in dict.fromkeys(table["block"]):
-        rows = table[(table["block"] == block) & (table["random"] == "")]
-        if block == "new":
-            lines += ["", "New/Additional Parameters"]
-            for row in rows.itertuples():
-                lines.append(_format_row(row.lhs.upper(), row))
-            continue
-        lines += ["", f"{block.capitalize()} Level" if block in ("within", "between")
-                  else f"Level {block.upper()}"]
-        grouped: dict[str, list] = {}
-        for row in rows.itertuples():
-            title, var = section_of(row)
-            grouped.setdefault(title, []).append((var, row))
-        for title in sorted(grouped, key=_order):
-            lines += ["", f" {title}"]
-            for var, row in grouped[title]:
-                lines.append(_format_row(var, row))
+    lines += results_by_level(table, _format_row)
     free = table[table.free > 0].drop_duplicates("free").sort_values("free")
     lines += ["", "PRIORS (Mplus defaults unless given in MODEL PRIORS)", ""]
     lines += [f"    {fit.names[int(row.free) - 1]:<34}{row.prior}" for row in free.itertuples()]

@@ -1,0 +1,137 @@
+"""Marginal log-likelihood of a (two-level) SEM, from the same augmented model as the sampler.
+
+The Bayes layout (jaxsem/bayes/layout.py) already writes the model as a complete-data
+density per cluster ``f_j(u_j)`` of the cluster's stochastic between values ``u_j``
+(between parts of within variables, random slopes), with within factors, between
+factors and zero-variance between variables handled exactly. That density is quadratic
+in ``u_j``, so the cluster's marginal likelihood is an exact Gaussian integral::
+
+    log p(y_j) = f_j(u0) + 1/2 g' Q^-1 g - 1/2 log|Q| + nS/2 log(2 pi),
+    g = grad f_j(u0),  Q = -hess f_j(u0)    (any u0; we take u0 = 0)
+
+``g`` and ``Q`` come from the values of ``f_j`` at 0, at +-e_k and at e_k + e_l:
+differences of a quadratic are exact, and this keeps the program first-order (nested
+autodiff here made the ML Hessian a fourth derivative and compiled for minutes). Random slopes on
+observed within covariates get Mplus's TWOLEVEL RANDOM marginal this way, and nothing
+is written twice: the sampler and ML evaluate the same ``f_j``.
+
+Missing outcomes (FIML): the within density of a row is then the density of its
+observed entries, ``N(y_o | mu_o, Sigma_oo)``, evaluated per missing-data pattern with
+the masked inverse ``D (D Sigma D + I - D)^-1 D`` (D: the pattern's 0/1 diagonal).
+
+Shapes: J clusters, N rows, p within observed parts, q within covariates, nS
+stochastic between values per cluster, n_free free parameters.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxsem.bayes import density
+from jaxsem.bayes.layout import Layout
+from jaxsem.kernels import linalg
+
+LOG_2PI = density.LOG_2PI
+
+
+def missing_patterns(observed: np.ndarray) -> tuple[tuple[tuple[int, ...], ...], np.ndarray]:
+    """Distinct rows of the (N, p) observed mask (static, hashable) and each row's index
+    into them (N,)."""
+    masks, row_pattern = np.unique(observed.astype(np.int8), axis=0, return_inverse=True)
+    return tuple(map(tuple, masks.tolist())), row_pattern.reshape(-1).astype(np.int32)
+
+
+def _pattern_inverses(sigma: jax.Array, masks) -> tuple[jax.Array, jax.Array]:
+    """(P, p, p) embedded inverses of Sigma_oo and (P,) log|Sigma_oo| per pattern."""
+    def one(mask):
+        d = jnp.diag(mask)
+        m = d @ sigma @ d + jnp.eye(sigma.shape[0]) - d
+        chol = jnp.linalg.cholesky(m)
+        inv = jax.scipy.linalg.cho_solve((chol, True), jnp.eye(sigma.shape[0]))
+        return d @ inv @ d, 2.0 * jnp.sum(jnp.log(jnp.diag(chol)))
+    return jax.vmap(one)(jnp.asarray(masks, dtype=sigma.dtype))
+
+
+def _within_rows_loglik(layout: Layout, prep: density.Prepared, zb: jax.Array, arrays,
+                        masks) -> jax.Array:
+    """(J,) observed-data within log likelihood of each cluster given between values zb
+    (J, nb), row by row (FIML); ``arrays["row_pattern"]`` (N,) indexes ``masks``."""
+    sigma = prep.chol_sigma @ prep.chol_sigma.T
+    inverses, logdets = _pattern_inverses(sigma, masks)
+    designs = jax.vmap(lambda z: density.cluster_design(layout, prep, z))(zb)  # (J, p, 1+q)
+    cluster = jnp.asarray(arrays["cluster"])
+    u = jnp.concatenate([jnp.ones((arrays["y"].shape[0], 1)), jnp.asarray(arrays["c"])], axis=1)
+    resid = jnp.asarray(arrays["y"]) - jnp.einsum("npk,nk->np", designs[cluster], u)
+    pattern = jnp.asarray(arrays["row_pattern"])
+    quad = jnp.einsum("np,npk,nk->n", resid, inverses[pattern], resid)
+    n_observed = jnp.asarray(np.sum(masks, axis=1), dtype=quad.dtype)[pattern]
+    row = -0.5 * (n_observed * LOG_2PI + logdets[pattern] + quad)
+    return jax.ops.segment_sum(row, cluster, num_segments=arrays["n"].shape[0])
+
+
+def complete_cluster_densities(layout: Layout, mats, arrays, states: jax.Array,
+                               masks) -> jax.Array:
+    """(J,) complete-data log density f_j of every cluster at states (J, nS); ``masks``:
+    None for complete data (moments), else the missing-data patterns (rows, FIML).
+    Single-level models: J units are the observations."""
+    prep = density.prepare(layout, mats)
+    zb = density.assemble_all(layout, prep, states, arrays) if layout.two_level else (
+        jnp.zeros((arrays["n"].shape[0], 0)))
+    if masks is None:
+        within = jax.vmap(lambda z, m, n: density.within_cluster_loglik(layout, prep, z, m, n))(
+            zb, arrays["moments"], arrays["n"])
+    else:
+        within = _within_rows_loglik(layout, prep, zb, arrays, masks)
+    if not layout.two_level:
+        return within
+    between = jax.vmap(lambda z, w: density.between_cluster_logdensity(layout, prep, z, w))(
+        zb, arrays["w"])
+    return within + between
+
+
+def quadratic_points(n_state: int) -> np.ndarray:
+    """(n_points, nS) points at which a quadratic's values give its gradient and Hessian
+    at 0 exactly: 0, +e_k, -e_k and e_k + e_l (k < l)."""
+    if n_state == 0:
+        return np.zeros((1, 0))
+    eye = np.eye(n_state)
+    pairs = [eye[k] + eye[l] for k in range(n_state) for l in range(k + 1, n_state)]
+    return np.stack([np.zeros(n_state), *eye, *(-eye), *pairs]).reshape(-1, n_state)
+
+
+def quadratic_coefficients(values: jax.Array, n_state: int):
+    """Gradient (J, nS) and minus Hessian (J, nS, nS) at 0 of per-cluster quadratics
+    from their values (n_points, J) at :func:`quadratic_points` (exact for quadratics:
+    finite differences of a quadratic have no truncation error)."""
+    f0, plus, minus = values[0], values[1:1 + n_state], values[1 + n_state:1 + 2 * n_state]
+    grad = 0.5 * (plus - minus).T
+    diag = 2.0 * f0 - plus - minus                                          # Q_kk (nS, J)
+    precision = jnp.zeros((values.shape[1], n_state, n_state), dtype=values.dtype)
+    precision = precision.at[:, np.arange(n_state), np.arange(n_state)].set(diag.T)
+    pair = 1 + 2 * n_state
+    for k in range(n_state):
+        for l in range(k + 1, n_state):
+            # f(e_k + e_l) = f0 + g_k + g_l - (Q_kk + Q_ll)/2 - Q_kl
+            q_kl = (f0 + grad[:, k] + grad[:, l] - 0.5 * (diag[k] + diag[l])) - values[pair]
+            precision = precision.at[:, k, l].set(q_kl).at[:, l, k].set(q_kl)
+            pair += 1
+    return grad, precision
+
+
+def cluster_logliks(layout: Layout, x: jax.Array, arrays, masks) -> jax.Array:
+    """(J,) marginal log likelihood of every cluster at free parameters x (n_free,)."""
+    mats = layout.spec.unpack(x)
+    n_state = len(layout.stochastic)
+    n_units = arrays["n"].shape[0]
+    points = jnp.asarray(quadratic_points(n_state), dtype=x.dtype)        # (n_points, nS)
+    values = jax.vmap(lambda point: complete_cluster_densities(
+        layout, mats, arrays, jnp.broadcast_to(point, (n_units, n_state)), masks))(points)
+    if n_state == 0:
+        return values[0]
+    grad, precision = quadratic_coefficients(values, n_state)
+    chol = linalg.cholesky(precision)
+    half = linalg.solve_lower(chol, grad[:, :, None])[:, :, 0]
+    logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+    return values[0] + 0.5 * jnp.sum(half * half, axis=-1) - 0.5 * logdet \
+        + 0.5 * n_state * LOG_2PI
