@@ -1,8 +1,8 @@
 """Geweke (2004) "getting it right": the successive-conditional simulator that
 alternates one Gibbs sweep with a fresh data set drawn from the model must keep the
-prior as the marginal of the parameters. Two models with proper priors on every
-parameter: a two-level CFA (between factor integrated out, NUTS block) and a
-random-slope model (exact Gaussian block, inverse-gamma and inverse-Wishart blocks).
+prior as the marginal of the parameters. Models with proper priors on every
+parameter: a two-level CFA (measurement blocks, bayes.factor; and with a cross-level
+label, the NUTS block with the between factor integrated out) and a random-slope model (exact Gaussian block, inverse-gamma and inverse-Wishart blocks).
 Tolerance: |z| < 4 per prior moment, with Monte Carlo SEs from ArviZ's ESS (for an SD,
 the SE uses the prior's kurtosis).
 """
@@ -111,12 +111,27 @@ def _check_prior_moments(draws, priors, names):
             assert abs(flat.std() / sd - 1) < 4 * se_ratio, (name, flat.std(), ess[k])
 
 
-def test_cfa_sweep_keeps_the_prior():
-    frame = pd.DataFrame({"y1": np.arange(18.0) % 5, "y2": np.arange(18.0) % 7,
+CFA_FRAME = pd.DataFrame({"y1": np.arange(18.0) % 5, "y2": np.arange(18.0) % 7,
                           "y3": np.arange(18.0) % 4, "c": np.repeat(np.arange(6), 3)})
+
+
+def test_cfa_sweep_keeps_the_prior():
+    """Both levels in measurement blocks: latent summaries, conjugate draws, scale
+    interweaving and the independence steps (within given the between state; between
+    with it integrated out)."""
     model = jaxsem.Model.from_mplus(CFA, clusters=["c"], priors=CFA_PRIORS)
-    draws, priors, names, schedule = _geweke_draws(model, frame)
-    assert len(schedule.nuts) == len(names)  # every parameter moves by NUTS here
+    draws, priors, names, schedule = _geweke_draws(model, CFA_FRAME)
+    assert not schedule.nuts and [lv.block for lv in schedule.factor_levels] == [0, 1]
+    _check_prior_moments(draws, priors, names)
+
+
+def test_cfa_with_a_cross_level_label_keeps_the_prior():
+    """A loading shared across levels leaves both levels to the NUTS block."""
+    model = jaxsem.Model.from_mplus(CFA.replace("y2 (lb2)", "y2 (lw2)"), clusters=["c"],
+                                    priors=CFA_PRIORS.replace(" lb2-lb3 ~ N(1, 0.1);",
+                                                              " lb3 ~ N(1, 0.1);"))
+    draws, priors, names, schedule = _geweke_draws(model, CFA_FRAME)
+    assert len(schedule.nuts) == len(names) and not schedule.factor_levels
     _check_prior_moments(draws, priors, names)
 
 

@@ -26,7 +26,7 @@ from jaxsem.bayes.gibbs import (ChainState, build_schedule, draw_noise, initial_
                                 make_sweep)
 from jaxsem.bayes.layout import Layout, build_layout
 from jaxsem.bayes.results import BayesFit
-from jaxsem.errors import ModelError
+from jaxsem.errors import ModelError, warn
 from jaxsem.model import Analysis
 
 
@@ -37,8 +37,9 @@ class BayesOptions:
     ``biterations``: (max, min) iterations; ``fbiterations``: fixed number of iterations
     (overrides biterations); ``thin``: sweeps per iteration; ``bseed``: random seed;
     ``bconvergence``: stop when max PSR < 1 + bconvergence; ``point``: "median", "mean"
-    or "mode"; ``starts``: a free-parameter vector, or None for Mplus-style defaults;
-    ``n_adapt``: warm-up sweeps of the NUTS block (kept draws start after it);
+    or "mode"; ``starts``: a free-parameter vector, ``"ml"`` for the ML estimates, or
+    None for Mplus-style defaults;
+    ``n_adapt``: warm-up sweeps of the NUTS and factor-model blocks (kept draws start after it);
     ``chunk``: iterations per compiled call (the PSR check interval).
     """
     chains: int = 2
@@ -48,7 +49,7 @@ class BayesOptions:
     bseed: int = 0
     bconvergence: float = 0.05
     point: str = "median"
-    starts: tuple[float, ...] | None = None
+    starts: tuple[float, ...] | str | None = None
     n_adapt: int = 500
     chunk: int = 100
     progress: bool = True
@@ -72,11 +73,10 @@ def fit_bayes(analysis: Analysis, options: BayesOptions = BayesOptions()) -> Bay
     layout, arrays = build_layout(analysis)
     schedule = build_schedule(layout)
     names = analysis.partable.parameter_names()
-    x0 = np.asarray(options.starts, dtype=float) if options.starts is not None else (
-        default_starts(layout, arrays))
+    x0 = _starting_values(analysis, layout, arrays, options.starts)
     if x0.shape != (layout.spec.n_free,):
         raise ModelError(f"starts needs {layout.spec.n_free} values, got {x0.shape}")
-    n_adapt = options.n_adapt if schedule.nuts else 0
+    n_adapt = options.n_adapt if schedule.nuts or schedule.factor_levels else 0
     top, low = ((options.fbiterations, options.fbiterations) if options.fbiterations
                 else options.biterations)
     low = max(low, 2 * n_adapt // options.thin + 2)
@@ -100,7 +100,7 @@ def fit_bayes(analysis: Analysis, options: BayesOptions = BayesOptions()) -> Bay
     try:
         while done < top:
             states, (x_draws, acc) = compiled(device_arrays, states,
-                                              _chunk_keys(key, done, options.chains))
+                                              key, np.int32(done))
             x_draws = np.asarray(x_draws)
             _check_finite(x_draws, names, done, options.thin)
             draws.append(x_draws)
@@ -151,6 +151,24 @@ def potential_scale_reduction(draws: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.sqrt((within + between) / within)
     return np.where(within > 0, out, 1.0)
+
+
+def _starting_values(analysis: Analysis, layout: Layout, arrays, starts) -> np.ndarray:
+    """The start of every chain: given values, the ML estimates, or Mplus's defaults."""
+    if starts is None:
+        return default_starts(layout, arrays)
+    if isinstance(starts, str):
+        if starts.lower() != "ml":
+            raise ModelError(f"starts must be a vector of values, 'ml' or None, not {starts!r}")
+        from jaxsem.ml import MLOptions, fit_ml  # noqa: PLC0415
+
+        ml = fit_ml(analysis, MLOptions(saturated=False))
+        if ml.converged and np.isfinite(ml.x).all():
+            return ml.x
+        warn("the ML fit for starting values did not converge: starting from Mplus's "
+             "default values instead")
+        return default_starts(layout, arrays)
+    return np.asarray(starts, dtype=float)
 
 
 def default_starts(layout: Layout, arrays) -> np.ndarray:
@@ -204,18 +222,20 @@ def _compiled_chunk(layout: Layout, schedule, n_adapt: int, chunk: int, thin: in
             return state, (state.x, accept[-1])
         return jax.lax.scan(iteration, state, (jax.random.split(key_sweeps, chunk), noise))
 
-    runner = jax.jit(jax.vmap(one_chain, in_axes=(None, 0, 0)))
+    def run(arrays, states, key, done):
+        # chunk keys derived inside the compiled program: a first call of jax.random
+        # outside it compiles a small program (about 0.2 s) during sampling
+        keys = jax.random.split(jax.random.fold_in(key, done), chains)
+        return jax.vmap(one_chain, in_axes=(None, 0, 0))(arrays, states, keys)
+
+    runner = jax.jit(run)
     arrays = {name: jax.ShapeDtypeStruct(shape, dtype) for name, shape, dtype in shapes}
     state = initial_state(layout, schedule, np.zeros(layout.spec.n_free),
                           {name: np.zeros(shape, dtype) for name, shape, dtype in shapes})
     states = jax.tree_util.tree_map(
         lambda a: jax.ShapeDtypeStruct((chains,) + a.shape, a.dtype), state)
-    keys = jax.ShapeDtypeStruct((chains,) + jax.random.PRNGKey(0).shape, jnp.uint32)
-    return runner.lower(arrays, states, keys).compile()
-
-
-def _chunk_keys(key, done: int, chains: int):
-    return jax.random.split(jax.random.fold_in(key, done), chains)
+    key = jax.ShapeDtypeStruct(jax.random.PRNGKey(0).shape, jnp.uint32)
+    return runner.lower(arrays, states, key, jax.ShapeDtypeStruct((), jnp.int32)).compile()
 
 
 def _check_finite(x_draws: np.ndarray, names: list[str], done: int, thin: int) -> None:

@@ -9,6 +9,10 @@ A sweep is an ordered chain of blocks, each a pure function of (key, state):
 3. coefficients whose complete-data log density is quadratic (levels with no
    marginalised latent variables, acyclic paths, normal priors): one joint exact
    Gaussian draw, equality labels included;
+3b. levels that are factor models (bayes.factor): latent summaries drawn exactly,
+   conjugate draws, interweaving for factor scales and independence Metropolis steps
+   on the level's marginal likelihood (the between level's run before step 2, with the
+   between state integrated out);
 4. covariance blocks of such levels (full blocks with inverse-Wishart or default priors;
    single variances are 1 x 1 blocks): conjugate inverse-Wishart draws;
 5. everything else (loadings and variances of within factors, parameters joined by
@@ -26,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsem.bayes import density, quadratic
+from jaxsem.bayes import density, factor, quadratic
 from jaxsem.bayes.layout import Layout
 from jaxsem.errors import ModelError
 from jaxsem.kernels import conjugate, gaussian, hmc
@@ -60,6 +64,7 @@ class Schedule:
     nuts: tuple[int, ...]
     nuts_log_scale: tuple[bool, ...]
     priors: tuple[tuple[int, Prior], ...]   # log-prior terms outside covariance blocks
+    factor_levels: tuple[factor.FactorLevel, ...] = ()
 
     def describe(self, names: list[str]) -> list[str]:
         """One line per block, for the report."""
@@ -69,6 +74,10 @@ class Schedule:
         for block in self.covariance_blocks:
             label = "inverse gamma" if len(block.members) == 1 else "inverse Wishart"
             lines.append(f"{label}: " + ", ".join(names[k] for _, _, k in block.entries))
+        for level in self.factor_levels:
+            lines.append(f"factor model, {'within' if level.block == 0 else 'between'} "
+                         "(latent summaries, conjugate, interweaving, independence MH): "
+                         + ", ".join(names[k] for k in level.indices))
         if self.nuts:
             lines.append("NUTS (adapted in warm-up): " + ", ".join(names[k] for k in self.nuts))
         return lines
@@ -85,6 +94,8 @@ def build_schedule(layout: Layout) -> Schedule:
     between_acyclic = (layout.two_level and not layout.collapsed
                        and _acyclic(table, between_name))
     innovation_vars = {layout.between[k] for k in layout.innovations}
+    factor_levels = factor.find_factor_levels(layout, rows_of)
+    in_factor_levels = {k for level in factor_levels for k in level.indices}
 
     def coefficient_ok(row) -> bool:
         if row.kind not in COEFFICIENT_KINDS:
@@ -97,7 +108,7 @@ def build_schedule(layout: Layout) -> Schedule:
         return between_acyclic and equation in innovation_vars
 
     coefficients = tuple(k for k, rows in sorted(rows_of.items())
-                         if all(coefficient_ok(r) for r in rows))
+                         if k not in in_factor_levels and all(coefficient_ok(r) for r in rows))
     blocks: list[CovarianceBlock] = []
     if within_complete:
         blocks += _covariance_blocks(table, 0, table.blocks[0].name, list(layout.within_observed),
@@ -105,7 +116,7 @@ def build_schedule(layout: Layout) -> Schedule:
     if layout.two_level and not layout.collapsed:
         members = [layout.between[k] for k in layout.innovations]
         blocks += _covariance_blocks(table, 1, between_name, members, rows_of)
-    in_blocks = {k for b in blocks for _, _, k in b.entries}
+    in_blocks = {k for b in blocks for _, _, k in b.entries} | in_factor_levels
     nuts = tuple(k for k in sorted(rows_of) if k not in in_blocks and k not in coefficients)
     log_scale = tuple(all(r.kind in VARIANCE_KINDS for r in rows_of[k]) for k in nuts)
     priors = []
@@ -123,7 +134,7 @@ def build_schedule(layout: Layout) -> Schedule:
                              "needs a full covariance block with free variances and "
                              "covariances; other uses are not supported yet")
         priors.append((k, prior))
-    return Schedule(coefficients, tuple(blocks), nuts, log_scale, tuple(priors))
+    return Schedule(coefficients, tuple(blocks), nuts, log_scale, tuple(priors), factor_levels)
 
 
 def _acyclic(table, block: str) -> bool:
@@ -222,12 +233,14 @@ def _iw_prior(k: int, entries, priors) -> tuple[tuple[float, ...], float] | None
 class ChainState(NamedTuple):
     """One chain. x (n_free,); between (J, nS); y (N, p) outcomes with missing values
     filled by the last draw ((0, p) when nothing is missing); adaptation: NUTS tuning;
-    iteration: () sweeps done."""
+    iteration: () sweeps done; proposals: the independence proposals of the factor
+    levels (factor.Proposal, one per level)."""
     x: jax.Array
     between: jax.Array
     y: jax.Array
     adaptation: hmc.AdaptationState
     iteration: jax.Array
+    proposals: tuple = ()
 
 
 def log_prior(schedule: Schedule, x: jax.Array) -> jax.Array:
@@ -258,9 +271,15 @@ def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
     def sweep(key, state: ChainState, arrays, noise):
         """One sweep; ``noise`` holds this sweep's standard variates (draw_noise)."""
         x, between, y = state.x, state.between, state.y
+        proposals = list(state.proposals)
         if layout.has_missing:
             y = _impute_missing(noise["missing"], layout, spec.unpack(x), arrays, between, y)
             arrays = dict(arrays, moments=_moments(layout, arrays, y))
+        for i, level in enumerate(schedule.factor_levels):
+            if level.block == 1:  # the between state is drawn afresh next
+                x, proposals[i] = factor.marginal_between(
+                    level, layout, x, arrays, noise["factor"][i], proposals[i],
+                    state.iteration, n_adapt)
         if layout.two_level and layout.stochastic:
             prep = density.prepare(layout, spec.unpack(x))
             between = quadratic.draw_between_state(noise["between"], layout, prep, arrays)
@@ -279,6 +298,13 @@ def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
             draw = gaussian.sample_from_precision(noise["coefficients"], jac.T @ jac,
                                                   -jac.T @ r0)
             x = x.at[idx].set(draw)
+        for i, level in enumerate(schedule.factor_levels):
+            if level.block == 0:
+                x, proposals[i] = factor.update_within(
+                    level, layout, x, between, arrays, noise["factor"][i], proposals[i],
+                    state.iteration, n_adapt)
+            else:
+                x = factor.update_between(level, layout, x, between, arrays, noise["factor"][i])
         if schedule.covariance_blocks:
             x = _draw_covariances(noise["covariances"], layout, schedule, x, arrays, between)
         adaptation = state.adaptation
@@ -322,37 +348,57 @@ def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
                                                       state.iteration, n_adapt)
             x = to_x(u)
             accept = info.acceptance_rate
-        return ChainState(x, between, y, adaptation, state.iteration + 1), accept
+        return ChainState(x, between, y, adaptation, state.iteration + 1,
+                          tuple(proposals)), accept
 
     return sweep
 
 
 def draw_noise(layout: Layout, schedule: Schedule, key, n_sweeps: int, n_obs: int,
                counts: tuple[float, float]) -> dict:
-    """Standard variates for ``n_sweeps`` sweeps, one RNG call per kind (a call costs
-    tens of microseconds on a CPU whatever its size, so variates are drawn in bulk).
+    """Standard variates for ``n_sweeps`` sweeps. Leaves have a leading axis of length
+    n_sweeps. ``counts``: units per level (observations, clusters) for the chi-square
+    degrees of freedom.
 
-    ``counts``: units per level (observations, clusters) for the inverse-Wishart
-    degrees of freedom. Leaves have a leading axis of length n_sweeps.
+    All normals come from one RNG call and all chi-square variates from another: a call
+    costs tens of microseconds on a CPU whatever its size, and compiling one costs
+    about 1.5 s (the threefry rounds are inlined per call site). Uniforms are Phi(z).
     """
-    keys = jax.random.split(key, 4)
-    noise = {"between": jax.random.normal(
-                 keys[0], (n_sweeps, layout.n_clusters, len(layout.stochastic))),
-             "coefficients": jax.random.normal(keys[1], (n_sweeps, len(schedule.coefficients))),
-             "missing": jax.random.normal(keys[2], (n_sweeps, n_obs, layout.p))
-             if layout.has_missing else jnp.zeros((n_sweeps, 0))}
-    blocks = []
-    for k, block in zip(jax.random.split(keys[3], max(len(schedule.covariance_blocks), 1)),
-                        schedule.covariance_blocks):
-        size = len(block.members)
-        df = block.prior_df + counts[block.level]
-        k_chi, k_norm = jax.random.split(k)
-        half_df = (df - jnp.arange(size)) / 2.0
-        chi2 = 2.0 * jax.random.gamma(k_chi, half_df, (n_sweeps, size))
-        normals = jax.random.normal(k_norm, (n_sweeps, size, size))
-        blocks.append((chi2, normals))
-    noise["covariances"] = tuple(blocks)
-    return noise
+    k_normal, k_gamma = jax.random.split(key)
+    # every chi-square variate of the sweep in one gamma call
+    half_df = [(block.prior_df + counts[block.level] - jnp.arange(len(block.members))) / 2.0
+               for block in schedule.covariance_blocks]
+    half_df += [factor.chi2_df(level, counts[level.block]) / 2.0
+                for level in schedule.factor_levels]
+    sizes = np.cumsum([0] + [h.shape[0] for h in half_df])
+    chi2 = (2.0 * jax.random.gamma(k_gamma, jnp.concatenate(half_df), (n_sweeps, sizes[-1]))
+            if half_df else None)
+    columns = [chi2[:, a:b] for a, b in zip(sizes[:-1], sizes[1:])]
+
+    def build(normal):
+        noise = {"between": normal((layout.n_clusters, len(layout.stochastic))),
+                 "coefficients": normal((len(schedule.coefficients),)),
+                 "missing": normal((n_obs, layout.p)) if layout.has_missing
+                 else jnp.zeros((n_sweeps, 0))}
+        noise["covariances"] = tuple(
+            (columns[i], normal((len(block.members),) * 2))
+            for i, block in enumerate(schedule.covariance_blocks))
+        first = len(schedule.covariance_blocks)
+        noise["factor"] = tuple(
+            factor.draw_level_noise(level, normal, columns[first + i], layout.n_clusters)
+            for i, level in enumerate(schedule.factor_levels))
+        return noise
+
+    shapes = []
+    build(lambda shape: shapes.append(shape) or jnp.zeros((n_sweeps,) + shape))
+    flat = jax.random.normal(k_normal, (n_sweeps, sum(int(np.prod(s)) for s in shapes)))
+    offsets = np.cumsum([0] + [int(np.prod(s)) for s in shapes])
+    bounds = iter(zip(offsets[:-1], offsets[1:]))
+
+    def take(shape):
+        a, b = next(bounds)
+        return flat[:, a:b].reshape((n_sweeps,) + shape)
+    return build(take)
 
 
 def _draw_covariances(variates, layout: Layout, schedule: Schedule, x, arrays, between):
@@ -419,5 +465,6 @@ def initial_state(layout: Layout, schedule: Schedule, x0: np.ndarray, arrays) ->
                 between[:, layout.stochastic.index(k)] = means[:, i]
     y = arrays["y"] if layout.has_missing else np.zeros((0, layout.p))  # only imputation needs it
     return ChainState(jnp.asarray(x0), jnp.asarray(between), jnp.asarray(y),
-                      hmc.init_adaptation(len(schedule.nuts)), jnp.asarray(0))
+                      hmc.init_adaptation(len(schedule.nuts)), jnp.asarray(0),
+                      tuple(factor.init_proposal(level) for level in schedule.factor_levels))
 
