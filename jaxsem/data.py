@@ -87,7 +87,8 @@ class Roles:
     ``between_levels``: variable -> 2 or 3, Mplus ``BETWEEN = (level2) w2 (level3) w3``;
     the variable is constant within the clusters of that level (cross-classified: of the
     factor at cluster position ``level - 2``, see the module docstring). A variable here
-    is a BETWEEN variable whether or not it is also on ``between``.
+    is a BETWEEN variable whether or not it is given on ``between``: Roles adds it to
+    ``between`` (after the names given there).
     ``categorical``: recoded to ``0..K-1``; at most ``max_categories`` categories
     (Mplus's limit, 10, unless raised here).
     ``usevariables``: Mplus USEVARIABLES; when given, every analysis variable must be on
@@ -126,6 +127,12 @@ class Roles:
                                 f"not {type(value).__name__}")
             _name_tuple(tuple(value), f"Roles.{name}")
             object.__setattr__(self, name, MappingProxyType(dict(value)))
+        # A between_levels variable is a BETWEEN variable: list it on ``between`` too, so
+        # that every reader of the roles sees it there (one place, not one per reader).
+        missing_between = tuple(name for name in self.between_levels
+                                if name not in self.between)
+        if missing_between:
+            object.__setattr__(self, "between", self.between + missing_between)
         pairs = tuple(self.define)
         for pair in pairs:
             if (not isinstance(pair, (tuple, list)) or len(pair) != 2
@@ -617,7 +624,6 @@ def _resolve_names(columns: Mapping[str, object], variables: tuple[str, ...], ro
     within = {analysis(n, "WITHIN") for n in roles.within}
     between = {analysis(n, "BETWEEN") for n in roles.between}
     between_levels = {analysis(n, "BETWEEN"): level for n, level in roles.between_levels.items()}
-    between |= between_levels.keys()
     categorical = {analysis(n, "CATEGORICAL") for n in roles.categorical}
     centering = {analysis(n, "CENTERING"): kind for n, kind in roles.centering.items()}
     missing = {}

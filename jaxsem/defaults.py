@@ -58,6 +58,7 @@ class ModelContext:
     variable_levels: dict[str, frozenset[int]]
     categorical: dict[str, int | None]
     whole_variable_covariates: set[str]       # random-slope predictors not on WITHIN
+    crossed_blocks: dict[str, str] = field(default_factory=dict)  # see _crossed_blocks
 
     @classmethod
     def from_parsed(cls, parsed: ParsedModel, roles: Roles,
@@ -93,10 +94,12 @@ class ModelContext:
         observed = list(unique(n for t in parsed.terms for n in _names(t)
                                if n not in latent))
         n_levels = max(block_level.values())
+        crossed_blocks = _crossed_blocks(roles, norm)
         within = {norm(v) for v in roles.within}
         between = {norm(v) for v in roles.between}
         counts = {norm(k): v for k, v in n_categories.items()}
-        categorical = {norm(k): counts.get(norm(k)) for k in roles.categorical}
+        categorical = {norm(k): counts.get(norm(k)) for k in roles.categorical
+                       if norm(k) in observed}   # an unused CATEGORICAL is not analysed
         variable_levels = {}
         for v in observed:
             if mplus or n_levels == 1:
@@ -120,7 +123,7 @@ class ModelContext:
                         whole.add(t.rhs)
         ctx = cls(parsed.dialect, parsed.text, roles, [], factors, random_effects,
                   set(parsed.growth_factors), observed, variable_levels, categorical,
-                  whole)
+                  whole, {v: b for v, b in crossed_blocks.items() if v in variable_levels})
         ordered = sorted(((num, name) for num, name in levels.values()))
         for num, name in unique(ordered):
             ctx.infos.append(ctx._analyse_block(name, num, by_block.get(name, [])))
@@ -143,9 +146,9 @@ class ModelContext:
                     raise _error(self.text, t, f"random coefficient '{n}' lives at the "
                                  f"{self.random_effects[n]} level; it cannot be used at "
                                  f"the {name} level")
-                if n in self.variable_levels and level not in self.variable_levels[n]:
-                    raise _error(self.text, t, *_wrong_level_message(n, name, level,
-                                                                     self.variable_levels[n]))
+                if n in self.variable_levels and not self.modelled_in(n, name, level):
+                    raise _error(self.text, t, *_wrong_level_message(
+                        n, name, level, self.variable_levels[n], self.crossed_blocks.get(n)))
             if t.op == "~":
                 info.dependent.add(t.lhs)
                 info.predictors.add(t.rhs)
@@ -155,7 +158,7 @@ class ModelContext:
         mentioned = {n for t in terms for n in _names(t)}
         explicit = {n for t in terms if t.op in ("~~", "~1", "|") for n in (t.lhs, t.rhs) if n}
         for v in self.observed:
-            if level not in self.variable_levels[v]:
+            if not self.modelled_in(v, name, level):
                 continue
             if self.dialect == "lavaan" and v not in mentioned:
                 continue
@@ -175,6 +178,40 @@ class ModelContext:
         info.latent = list(unique(latent_here))
         _collect_user_rows(self, info)
         return info
+
+    def modelled_in(self, v: str, block: str, level: int) -> bool:
+        """Whether observed variable ``v`` has a part in block ``block`` (at ``level``):
+        the level is one of its levels, and in a cross-classified model a BETWEEN variable
+        of one crossed factor (``between_levels``) is only in that factor's block."""
+        if level not in self.variable_levels[v]:
+            return False
+        return self.crossed_blocks.get(v, block) == block
+
+    def holds_location(self, v: str, info: BlockInfo, op: str) -> bool:
+        """Whether block ``info`` carries the default intercept/mean (``op`` "~1") or
+        thresholds (``op`` "|") of observed variable ``v``: the highest level where ``v``
+        is modelled. In a cross-classified model ``v`` can be modelled in both crossed
+        blocks of level 2; its mean is then one parameter, not one per block (a mean of a
+        sum of two crossed parts is identified once), and it goes in the block where the
+        user wrote one (``[y]`` / ``[u$1]``), else in the block of the first cluster
+        variable (Mplus ``CLUSTER = level2b level2a``: level2b, where a three-level model
+        has its top level; without cluster variables, the first crossed block in block
+        order)."""
+        if info.level != self.top_level(v):
+            return False
+        peers = [i for i in self.infos if i.level == info.level and v in i.observed]
+        if len(peers) < 2:
+            return True
+        written = [i for i in peers if any(
+            k[0] == v and k[1] == op and not r.origin.startswith("default:")
+            for k, r in i.rows.items())]
+        if written:
+            return info is written[0]
+        norm = (lambda s: s.lower()) if self.dialect == "mplus" else (lambda s: s)
+        order = [norm(c) for c in self.roles.clusters]
+        first = min(peers, key=lambda i: order.index(i.name) if i.name in order
+                    else len(order))
+        return info is first
 
     def blocks(self) -> tuple[Block, ...]:
         return tuple(Block(i.name, i.level, tuple(i.observed), tuple(i.latent),
@@ -207,7 +244,9 @@ def _block_above(block_level: dict[str, int], name: str, level: int,
 
 def _mplus_levels(v: str, within: set[str], between: set[str], roles: Roles,
                   n_levels: int) -> frozenset[int]:
-    """Mplus: WITHIN -> level 1 only; BETWEEN -> cluster levels; others all levels."""
+    """Mplus: WITHIN -> level 1 only; BETWEEN -> cluster levels (``between_levels``: its
+    level; cross-classified: level 2, the block is in ``crossed_blocks``); others all
+    levels."""
     if n_levels == 1:
         return frozenset({1})
     if v in within:
@@ -215,13 +254,42 @@ def _mplus_levels(v: str, within: set[str], between: set[str], roles: Roles,
     if v in between:
         at = {k.lower(): lv for k, lv in roles.between_levels.items()}
         if v in at:
-            return frozenset({at[v]})
+            return frozenset({2 if roles.crossed else at[v]})
         return frozenset(range(2, n_levels + 1))
     return frozenset(range(1, n_levels + 1))
 
 
-def _wrong_level_message(v: str, block: str, level: int,
-                         levels: frozenset[int]) -> tuple[str, str]:
+def _crossed_blocks(roles: Roles, norm) -> dict[str, str]:
+    """Cross-classified models: ``between_levels`` variable -> the block of its crossed
+    factor. As in :mod:`jaxsem.data`, 2 names the factor at cluster position 0 (the last
+    cluster variable) and 3 the one at position 1 (the first): Mplus ``CLUSTER = level2b
+    level2a; BETWEEN = (level2a) w (level2b) z;`` gives w -> 2 -> level2a, z -> 3 ->
+    level2b."""
+    if not roles.crossed or not roles.between_levels:
+        return {}
+    if len(roles.clusters) != 2:
+        raise ModelError("between_levels in a cross-classified model says which crossed "
+                         "factor a variable belongs to (2: the last cluster variable, 3: "
+                         "the first): name both cluster variables (clusters=[...], Mplus "
+                         "CLUSTER = ...)")
+    first, last = (norm(c) for c in roles.clusters)
+    out = {}
+    for v, level in roles.between_levels.items():
+        if level not in (2, 3) or isinstance(level, bool):
+            raise ModelError(f"the BETWEEN level of '{v}' must be 2 or 3, not {level!r} "
+                             "(in a cross-classified model: 2 for the last cluster "
+                             "variable, 3 for the first)")
+        out[norm(v)] = last if level == 2 else first
+    return out
+
+
+def _wrong_level_message(v: str, block: str, level: int, levels: frozenset[int],
+                         crossed_block: str | None = None) -> tuple[str, str]:
+    if crossed_block is not None and level in levels:
+        return (f"'{v}' is a BETWEEN variable of the {crossed_block} clusters (constant "
+                f"within them) but is used at the {block} level",
+                f"move the statement to %BETWEEN {crossed_block}%, or put '{v}' on BETWEEN "
+                f"for {block} (Mplus BETWEEN = ({block}) {v}; between_levels)")
     if levels == {1}:
         return (f"'{v}' is a WITHIN variable (it has no between-level part) but is used "
                 f"at the {block} level",
@@ -328,7 +396,8 @@ def variances(ctx: ModelContext, info: BlockInfo) -> None:
 def intercepts(ctx: ModelContext, info: BlockInfo) -> None:
     """Both dialects: intercepts/means of modelled observed variables are free at the
     highest level where the variable is modelled (zero below: the between part carries
-    the mean); categorical variables get thresholds instead; indicators of growth
+    the mean; cross-classified: in one of the two crossed blocks, see
+    :meth:`ModelContext.holds_location`); categorical variables get thresholds instead; indicators of growth
     factors have intercepts fixed at 0. Factor means are 0; means of random
     coefficients are free; growth factor means are free at the top level of their
     indicators."""
@@ -337,7 +406,7 @@ def intercepts(ctx: ModelContext, info: BlockInfo) -> None:
         k = (v, "~1", "")
         if k in info.rows or v in ctx.categorical or v in growth_indicators:
             continue
-        if info.level == ctx.top_level(v):
+        if ctx.holds_location(v, info, "~1"):
             kind = "intercept" if v in info.dependent else "mean"
             info.rows[k] = ParRow(v, "~1", "", info.name, info.level, kind, free=-1,
                                   origin="default:intercepts")
@@ -358,9 +427,9 @@ def intercepts(ctx: ModelContext, info: BlockInfo) -> None:
 def thresholds(ctx: ModelContext, info: BlockInfo) -> None:
     """Both dialects: a categorical variable with K categories has K-1 free thresholds at
     the highest level where it is modelled (Mplus puts them on the between level of a
-    two-level model)."""
+    two-level model; cross-classified: in one crossed block, as intercepts)."""
     for v in info.observed:
-        if v not in ctx.categorical or info.level != ctx.top_level(v):
+        if v not in ctx.categorical or not ctx.holds_location(v, info, "|"):
             continue
         n_cat = ctx.categorical[v]
         if n_cat is None:

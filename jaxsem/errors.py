@@ -13,8 +13,15 @@ class JaxsemError(Exception):
     """Base class of every user-facing error."""
 
 
-class ModelSyntaxError(JaxsemError):
-    """The model text cannot be parsed; shows the line with a caret under the spot."""
+class ModelError(JaxsemError):
+    """Something is wrong with the model: it is not a valid or identified model, or (the
+    subclass :class:`ModelSyntaxError`) its text cannot be read."""
+
+
+class ModelSyntaxError(ModelError):
+    """The model text cannot be parsed; shows the line with a caret under the spot.
+
+    A :class:`ModelError`, so ``except ModelError`` also catches syntax errors."""
 
     def __init__(self, message: str, text: str | None = None, line: int | None = None,
                  col: int | None = None, hint: str | None = None):
@@ -33,10 +40,6 @@ class ModelSyntaxError(JaxsemError):
         if hint:
             parts.append(hint)
         super().__init__("\n".join(parts))
-
-
-class ModelError(JaxsemError):
-    """The model parses but is not a valid or identified model."""
 
 
 class DataError(JaxsemError):

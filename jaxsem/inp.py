@@ -518,11 +518,11 @@ class InpFile:
         commands with the VARIABLE roles (built once; its ParTable is built here so that
         model errors come now, with the file's line numbers).
 
-        Roles name only variables the MODEL uses (a BETWEEN variable the model leaves out
-        would otherwise fail Model.prepare). In a cross-classified model the
-        ``(level)`` labels of BETWEEN are passed as plain BETWEEN: jaxsem's default rules
-        place a between_levels variable at level 3, which a cross-classified ParTable
-        does not have; the data are then checked constant within cells.
+        Roles name only variables the MODEL uses: jaxsem analyses only those (as
+        Model.prepare does with roles of variables the model leaves out), and an unused
+        CATEGORICAL variable would otherwise count as a categorical outcome. BETWEEN
+        ``(level)`` labels become ``between_levels``; in a cross-classified model they
+        name the crossed factor (see :class:`jaxsem.data.Roles`).
         """
         if self._model is not None:
             return self._model
@@ -548,13 +548,10 @@ class InpFile:
             def keep(names):
                 return [n for n in names if n.lower() in used]
 
-            between_levels = ({n: lv for n, lv in roles.between_levels.items()
-                               if n.lower() in used} if not roles.crossed else {})
-            between = keep(roles.between)
-            if roles.crossed:
-                between = list(dict.fromkeys(between + keep(roles.between_levels)))
+            between_levels = {n: lv for n, lv in roles.between_levels.items()
+                              if n.lower() in used}
             model = Model(section.padded(), dialect="mplus", within=keep(roles.within),
-                          between=between, between_levels=between_levels,
+                          between=keep(roles.between), between_levels=between_levels,
                           categorical=keep(roles.categorical), clusters=roles.clusters,
                           crossed=roles.crossed,
                           n_levels=None if roles.crossed else (

@@ -107,6 +107,11 @@ class Model:
         ``cluster``: cluster variable(s), highest level first (overrides ``clusters``).
         ``missing``/``centering``/``define``: as Mplus's MISSING, CENTERING and DEFINE
         (see :class:`jaxsem.data.Roles`).
+
+        The analysis variables are those the model uses. A WITHIN, BETWEEN or
+        CATEGORICAL role of a variable the model does not use is ignored (the variable
+        is not analysed, as the ParTable already leaves it out) and named in
+        ``data.report``.
         """
         clusters = self.roles.clusters if cluster is None else (
             (cluster,) if isinstance(cluster, str) else tuple(cluster))
@@ -119,11 +124,22 @@ class Model:
         defined = {name for name, _ in define}
         variables = _analysis_variables(table)
         _check_in_data(self.parsed, variables, list(frame.columns) + sorted(defined))
+        used = {v.casefold() for v in variables}
+        ignored = {role: _unused(names, used)
+                   for role, names in (("WITHIN", self.roles.within),
+                                       ("BETWEEN", self.roles.between),
+                                       ("CATEGORICAL", self.roles.categorical))}
+        between_levels = {n: lv for n, lv in self.roles.between_levels.items()
+                          if n.casefold() in used}
+        given = {n.casefold() for n in self.roles.between}
         between = tuple(dict.fromkeys(
-            list(self.roles.between) + [v for v in variables
-                                        if 1 not in table.variable_levels.get(v, {1})
-                                        and v not in self.roles.between_levels]))
+            [n for n in self.roles.between if n.casefold() in used]
+            + [v for v in variables if 1 not in table.variable_levels.get(v, {1})
+               and v.casefold() not in given]))
         roles = replace(self.roles, clusters=clusters, between=between,
+                        between_levels=between_levels,
+                        categorical=tuple(n for n in self.roles.categorical
+                                          if n.casefold() in used),
                         within=tuple(v for v in variables
                                      if table.variable_levels.get(v) == frozenset({1})
                                      and table.n_levels > 1),
@@ -131,6 +147,11 @@ class Model:
                         define=tuple(tuple(d) for d in define),
                         usevariables=tuple(usevariables) if usevariables else None)
         data = prepare_data(frame, variables, roles)
+        unused = "; ".join(f"{role} {', '.join(names)}" for role, names in ignored.items()
+                           if names)
+        if unused:
+            data = replace(data, report="\n".join(filter(None, [
+                data.report, f"not used in the model, so not analysed: {unused}"])))
         if data.categories:
             counts = {_match_name(v, table): len(c) for v, c in data.categories.items()}
             table = build_partable(self.parsed, roles, n_categories=counts,
@@ -192,6 +213,15 @@ def _analysis_variables(table: ParTable) -> list[str]:
     """Observed variables the model uses (outcomes, indicators, covariates), in order."""
     names = [v for b in table.blocks for v in b.observed + b.covariates]
     return list(dict.fromkeys(names))
+
+
+def _unused(names: Sequence[str], used: set[str]) -> list[str]:
+    """``names`` whose case-folded form is not in ``used``, each spelling once."""
+    out: dict[str, str] = {}
+    for name in names:
+        if name.casefold() not in used:
+            out.setdefault(name.casefold(), name)
+    return list(out.values())
 
 
 def _match_name(name: str, table: ParTable) -> str:

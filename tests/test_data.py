@@ -112,6 +112,33 @@ def test_crossed_factors_get_two_independent_indices():
     assert "crossed factor: school, 2 clusters" in data.summary()
 
 
+def test_between_levels_variables_are_between_variables():
+    roles = Roles(clusters=("school", "class"), between=("t",), between_levels={"s": 3})
+    assert roles.between == ("t", "s")
+    assert Roles(clusters=("school", "class"), between=("s",),
+                 between_levels={"s": 3}).between == ("s",)
+    data = prepare_data(three_level_frame(), ["y", "t", "s"], roles)
+    assert data.variable_levels["s"] == frozenset({3}) and data.constant_within["s"] == 1
+
+
+def test_model_prepare_ignores_roles_of_variables_the_model_does_not_use():
+    """Mplus analyses what the model uses; a BETWEEN (or WITHIN, CATEGORICAL) variable
+    the MODEL leaves out is not analysed. Model.prepare used to pass it to prepare_data,
+    which refused it as 'not an analysis variable'."""
+    from jaxsem import Model
+    frame = two_level_frame().assign(q=[1.0, 5.0, 2.0, 3.0, 3.0, 2.0, 3.0, 3.0],
+                                     u=[0, 1, 0, 1, 1, 0, 1, 0])
+    model = Model.from_mplus("%WITHIN%\n y ON x;\n %BETWEEN%\n y ON w;", clusters="school",
+                             within=["x", "z"], between=["w", "q"],
+                             between_levels={"Q": 2}, categorical=["u"])
+    analysis = model.prepare(frame)
+    assert analysis.data.names == ("y", "x", "w") and analysis.partable.n_free == 5
+    assert analysis.partable.categorical == {}
+    assert ("not used in the model, so not analysed: WITHIN z; BETWEEN q; "
+            "CATEGORICAL u") in analysis.data.report
+    assert model.partable.n_free == 5
+
+
 def test_crossed_plain_between_is_constant_within_cells():
     frame = crossed_frame().assign(c=[1.0, 2.0, 3.0, 4.0, 2.0, 5.0])   # one value per cell
     roles = Roles(clusters=("school", "hood"), crossed=True, between=("c",))

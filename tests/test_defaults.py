@@ -1,7 +1,7 @@
 """One test per default rule of jaxsem/defaults.py (both dialects where they agree)."""
 import pytest
 
-from jaxsem import Model
+from jaxsem import Model, ModelSyntaxError
 from jaxsem import defaults
 
 
@@ -143,3 +143,74 @@ def test_user_rows_win_over_defaults():
     assert r[("within", "y2", "~1", "")].value == 0.0
     assert r[("within", "f", "~~", "f")].start == 2.0
     assert r[("within", "f", "~~", "f")].origin == "user"
+
+
+# ----------------------------------------------------------------------------- roles
+
+def test_between_levels_alone_make_a_between_variable():
+    """Roles.between_levels counts as BETWEEN (the Roles docstring): the variable has no
+    within part and is a covariate of its level only, as with between=[...]."""
+    text = "%WITHIN%\n y ON x;\n %BETWEEN%\n y ON w;"
+    both = Model.from_mplus(text, clusters="c", within=["x"], between=["w"],
+                            between_levels={"w": 2})
+    alone = Model.from_mplus(text, clusters="c", within=["x"], between_levels={"w": 2})
+    # W: y ON x, y resid var; B: y ON w, y intercept, y resid var = 5
+    assert both.partable.n_free == alone.partable.n_free == 5
+    assert alone.partable.variable_levels["w"] == frozenset({2})
+    three = Model.from_mplus("%WITHIN%\n y ON x;\n %BETWEEN class%\n y ON t;\n"
+                             " %BETWEEN school%\n y ON s;", clusters=["school", "class"],
+                             within=["x"], between_levels={"t": 2, "s": 3})
+    # L1: y ON x, resid var (2); L2: y ON t, resid var (2); L3: y ON s, intercept,
+    # resid var (3) = 7
+    assert three.partable.n_free == 7
+    assert three.partable.block("class").covariates == ("t",)
+
+
+# ----------------------------------------------------------------------------- crossed
+
+CROSSED = "%WITHIN%\n y ON x;\n %BETWEEN hood%\n y ON w;\n %BETWEEN school%\n y ON z;"
+
+
+def crossed(text=CROSSED, **roles):
+    roles = {"within": ["x"], "between_levels": {"w": 2, "z": 3}, **roles}
+    return Model.from_mplus(text, clusters=["school", "hood"], crossed=True, **roles)
+
+
+def test_crossed_between_levels_name_the_crossed_factor():
+    """between_levels 2 / 3 name the crossed factor of the last / first cluster variable
+    (jaxsem.data's meaning); both crossed blocks are level 2."""
+    table = crossed().partable
+    assert table.n_levels == 2 and table.variable_levels["z"] == frozenset({2})
+    assert table.block("hood").covariates == ("w",)
+    assert table.block("school").covariates == ("z",)
+    assert "z" not in table.block("hood").observed + table.block("hood").covariates
+
+
+def test_crossed_between_variable_used_at_the_other_factor_is_an_error():
+    text = CROSSED.replace("y ON w;", "y ON w z;")
+    with pytest.raises(ModelSyntaxError) as info:
+        crossed(text).partable
+    assert info.value.line == 4
+    assert "'z' is a BETWEEN variable of the school clusters" in str(info.value)
+    assert "%BETWEEN school%" in str(info.value)
+
+
+def test_crossed_intercept_in_one_crossed_block():
+    """A mean of the sum of two crossed parts is identified once: y's intercept is free
+    in the block of the first cluster variable only (7 parameters, not 8)."""
+    r = rows(crossed())
+    assert r[("school", "y", "~1", "")].origin == "default:intercepts"
+    assert ("hood", "y", "~1", "") not in r
+    assert crossed().partable.n_free == 7
+    # written by the user in the other block: that one, and no default beside it
+    r = rows(crossed(CROSSED.replace("y ON w;", "y ON w; [y];")))
+    assert r[("hood", "y", "~1", "")].origin == "user"
+    assert ("school", "y", "~1", "") not in r
+
+
+def test_crossed_thresholds_in_one_crossed_block():
+    from jaxsem.partable import build_partable
+    model = crossed(CROSSED.replace("y ", "u "), categorical=["u"])
+    table = build_partable(model.parsed, model.roles, n_categories={"u": 3})
+    assert [(r.block, r.rhs) for r in table.rows if r.op == "|"] == [
+        ("school", "t1"), ("school", "t2")]

@@ -56,11 +56,9 @@ EXAMPLES = [
         "ex9_20", 10, id="ex9.20"),
     pytest.param(  # CROSSCLASSIFIED. W: y ON x, y resid var (2); level2a: y ON w, y
         # resid var (2); level2b: y ON z, y resid var (2); one intercept of y (1): the
-        # mean of a sum of crossed parts is identified once.
-        "ex9_24", 7, id="ex9.24",
-        marks=pytest.mark.xfail(strict=True, reason=(
-            "jaxsem's intercepts rule frees y's intercept in both crossed level-2 blocks "
-            "(8 parameters); Mplus has one"))),
+        # mean of a sum of crossed parts is identified once. w on (level2a) and z on
+        # (level2b) are covariates of their own crossed factor only = 7.
+        "ex9_24", 7, id="ex9.24"),
 ]
 
 
@@ -158,8 +156,40 @@ def test_three_level_and_cross_classified_roles():
     inp = read_inp(UG / "ex9_24.inp")
     assert inp.roles.crossed and inp.roles.between_levels == {"w": 2, "z": 3}
     assert inp.analysis.estimator == "bayes" and inp.analysis.processors == 2
-    data = inp.to_analysis().prepare().data
+    analysis = inp.to_analysis().prepare()
+    data = analysis.data
     assert data.crossed and data.n_clusters == (25, 20)
+    # (level2a) w and (level2b) z reach the model as between_levels: each is checked
+    # constant within its own crossed factor (CLUSTER = level2b level2a: position 0 is
+    # level2a), not only within cells, and is a covariate of that factor's block only
+    assert inp.model().roles.between_levels == {"w": 2, "z": 3}
+    assert data.cluster_names == ("level2a", "level2b")
+    assert data.constant_within == {"w": 0, "z": 1}
+    table = analysis.partable
+    assert table.block("level2a").covariates == ("w",)
+    assert table.block("level2b").covariates == ("z",)
+    # one intercept of y, in the block of the first cluster variable
+    assert [r.block for r in table.rows if r.op == "~1"] == ["level2b"]
+
+
+def test_crossed_between_variable_at_the_other_factor_names_the_inp_line():
+    text = (UG / "ex9_24.inp").read_text().replace("        y ON w;\n", "        y ON w z;\n")
+    with pytest.raises(ModelSyntaxError) as info:
+        parse_inp(text, UG, source="ex9_24.inp").model()
+    line = text.splitlines().index("        y ON w z;") + 1
+    assert str(info.value).startswith(f"ex9_24.inp, line {line}, column 16: 'z' is a "
+                                      "BETWEEN variable of the level2b clusters")
+
+
+def test_model_syntax_errors_are_model_errors():
+    """ModelSyntaxError subclasses ModelError: callers catching ModelError see both."""
+    assert issubclass(ModelSyntaxError, ModelError)
+    text = (UG / "ex9_8.inp").read_text()
+    bad = text.replace("%WITHIN%", "%WITHIN%\n        y1 ON ;", 1)
+    with pytest.raises(ModelError) as info:
+        parse_inp(bad, UG, source="ex9_8.inp").model()
+    assert isinstance(info.value, ModelSyntaxError) and info.value.line is not None
+    assert str(info.value).startswith(f"ex9_8.inp, line {info.value.line}")
 
 
 def test_model_errors_point_to_lines_of_the_inp_file():
