@@ -32,13 +32,13 @@ TUTORIAL = ("level: 1\n fw =~ y1 + y2 + y3\n fw ~ x1 + x2 + x3\n level: 2\n"
 def time_jaxsem(model: jaxsem.Model, frame: pd.DataFrame, repeats: int = 5, **kwargs) -> dict:
     start = time.perf_counter()
     fit = model.fit(frame, estimator="ml", **kwargs)
-    first = time.perf_counter() - start
+    first, compile_seconds = time.perf_counter() - start, fit.compile_seconds
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fit = model.fit(frame, estimator="ml", **kwargs)
         times.append(time.perf_counter() - start)
-    return {"first_fit_seconds": first, "compile_seconds": fit.compile_seconds,
+    return {"first_fit_seconds": first, "compile_seconds": compile_seconds,
             "warm_fit_seconds": float(np.median(times)), "loglik": fit.loglik,
             "iterations": fit.iterations, "converged": fit.converged}
 

@@ -99,10 +99,10 @@ def build_layout(analysis: Analysis, estimator: str = "Bayes"
     ``known`` (J, |K|).
     """
     spec, data = analysis.spec, analysis.data
-    if len(spec.blocks) > 2:
-        raise _not_supported("a model with more than two levels", estimator)
     if data.crossed:
         raise _not_supported("a cross-classified model", estimator)
+    if len(spec.blocks) > 2:
+        raise _not_supported("a model with more than two levels", estimator)
     if analysis.partable.categorical:
         raise _not_supported("a categorical (probit) outcome", estimator)
     within = spec.blocks[0]

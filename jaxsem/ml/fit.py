@@ -173,9 +173,10 @@ def fit_ml(analysis: Analysis, options: MLOptions = MLOptions()) -> MLFit:
                          "matrix is not positive definite there. Give starting values with "
                          "* (Mplus) or start() (lavaan)")
     loglik, x, iterations = max(finite, key=lambda s: s[0])
-    x, loglik, newton = _newton_polish(funcs, x, arrays, loglik)
+    x, loglik, newton, information = _newton_polish(funcs, x, arrays, loglik)
     gradient = np.asarray(funcs["value_and_grad"](jnp.asarray(x), arrays)[1])
-    information = observed_information(funcs["value_and_grad"], x, arrays)
+    if information is None:
+        information = observed_information(funcs["value_and_grad"], x, arrays)
     scores = (np.asarray(funcs["scores"](jnp.asarray(x), arrays))
               if options.estimator == "mlr" else None)
     n_obs = float(np.asarray(arrays["n"]).sum())
@@ -213,13 +214,15 @@ def _starts(layout: Layout, analysis: Analysis, options: MLOptions) -> list[np.n
 
 def _newton_polish(funcs, x, arrays, loglik, steps: int = 3):
     """Up to ``steps`` Newton steps from the L-BFGS solution with the information at
-    its end (kept only while they raise the log likelihood); returns (x, loglik, steps
-    taken)."""
+    its end (kept only while they raise the log likelihood). Returns (x, loglik, steps
+    taken, information at x or None when x moved more than 1e-6 relative from where it
+    was computed)."""
+    information = observed_information(funcs["value_and_grad"], x, arrays)
     try:
-        chol = np.linalg.cholesky(observed_information(funcs["value_and_grad"], x, arrays))
+        chol = np.linalg.cholesky(information)
     except np.linalg.LinAlgError:
-        return x, loglik, 0
-    taken = 0
+        return x, loglik, 0, information
+    start, taken = x, 0
     for _ in range(steps):
         grad = np.asarray(funcs["value_and_grad"](jnp.asarray(x), arrays)[1])
         step = np.linalg.solve(chol.T, np.linalg.solve(chol, grad))
@@ -230,7 +233,8 @@ def _newton_polish(funcs, x, arrays, loglik, steps: int = 3):
         x, loglik, taken = candidate, value, taken + 1
         if np.max(np.abs(step)) < 1e-10:
             break
-    return x, loglik, taken
+    moved = np.max(np.abs(x - start) / np.maximum(np.abs(start), 1.0))
+    return x, loglik, taken, information if moved < 1e-6 else None
 
 
 # ----------------------------------------------------------------- unrestricted model
@@ -264,9 +268,8 @@ def fit_saturated(analysis: Analysis, layout: Layout, options: MLOptions) -> Sat
     _, start_arrays = build_layout(h1, estimator="ML")
     x0 = _sample_moment_starts(h1_layout, start_arrays, default_starts(h1_layout, start_arrays))
     x, count = funcs["minimize"](jnp.asarray(x0), arrays)
-    loglik = _loglik(funcs, x, arrays)
-    x, loglik, _ = _newton_polish(funcs, np.asarray(x), arrays, loglik)
-    gradient = np.asarray(funcs["value_and_grad"](jnp.asarray(x), arrays)[1])
+    value, gradient = funcs["value_and_grad"](x, arrays)
+    x, loglik, gradient = np.asarray(x), float(value), np.asarray(gradient)
     n_obs = float(np.asarray(arrays["n"]).sum())
     if not np.max(np.abs(gradient)) / n_obs < options.tolerance * 10:
         return Saturated(loglik=loglik, n_free=table.n_free, scaling=None, converged=False)
