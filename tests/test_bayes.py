@@ -198,17 +198,7 @@ def test_divergence_names_the_parameter_and_iteration():
         _check_finite(draws, ["a", "b", "c"], 100, 1)
 
 
-def test_interrupt_keeps_finished_draws(monkeypatch):
-    from jaxsem.bayes import driver
-    calls = []
-    real = driver._check_finite
-
-    def interrupt_second_chunk(*args):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args)
-    monkeypatch.setattr(driver, "_check_finite", interrupt_second_chunk)
+def test_interrupt_keeps_finished_draws(interrupt_second_chunk):
     fit = fit_bayes(_random_slope_analysis(seed=5), BayesOptions(fbiterations=400, **QUIET))
     assert fit.interrupted and not fit.converged and fit.draws.shape[1] == 100
 
