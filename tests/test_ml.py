@@ -218,3 +218,13 @@ def test_bayes_sampler_starts_from_the_ml_estimates():
     assert np.isfinite(fit.draws).all()
     with pytest.raises(ModelError, match="starts"):
         model.fit(frame, starts="lavaan", chains=2, fbiterations=200, progress=False)
+
+
+def test_random_starts_keep_the_best_solution():
+    model, frame, _ = _balanced_random_intercept()
+    single = model.fit(frame, estimator="ml", saturated=False)
+    several = model.fit(frame, estimator="ml", saturated=False, random_starts=3, seed=2)
+    assert len(several.other_solutions) == 4
+    assert several.loglik == pytest.approx(single.loglik, rel=1e-10)
+    assert several.loglik >= max(ll for ll, _ in several.other_solutions) - 1e-8
+    assert "Log likelihoods of the 4 starts" in several.report()
