@@ -1,5 +1,11 @@
 """Shared test fixtures."""
+import os
+
 import pytest
+
+# `jaxsem run` keeps compiled programs on disk; tests compile afresh and write nothing
+# outside their temporary folders (test_cli checks the cache with its own folder).
+os.environ["JAXSEM_CACHE_DIR"] = ""
 
 
 @pytest.fixture

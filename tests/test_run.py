@@ -431,3 +431,19 @@ def test_yaml_config_errors_name_the_key_and_line(text, message, tmp_path):
     with pytest.raises(JaxsemError, match=message):
         run_input(config, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "d.csv"]
+
+
+def test_cli_keeps_compiled_programs_in_the_cache_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=60)
+    np.savetxt(tmp_path / "d.dat", np.column_stack([x, 0.5 * x + rng.normal(size=60)]))
+    (tmp_path / "m.inp").write_text("DATA: FILE = d.dat;\nVARIABLE: NAMES = x y;\n"
+                                    "ANALYSIS: ESTIMATOR = ML;\nMODEL: y ON x;\n")
+    cache = tmp_path / "cache"
+    env = {**os.environ, "JAXSEM_CACHE_DIR": str(cache)}
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-m", "jaxsem.cli", "run", str(tmp_path / "m.inp"),
+                               "--quiet"], capture_output=True, text=True, cwd=ROOT, env=env,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr
+    assert any(cache.rglob("*")), "compiled programs were written to JAXSEM_CACHE_DIR"
