@@ -113,7 +113,8 @@ def fit_bayes(analysis: Analysis, options: BayesOptions = BayesOptions()) -> Bay
                             names[worst] if names else ""))
             if options.progress:
                 _progress(done, top, history[-1])
-            if not options.fbiterations and done >= low and history[-1][1] < 1 + options.bconvergence:
+            converged_now = history[-1][1] < 1 + options.bconvergence
+            if not options.fbiterations and done >= low and converged_now:
                 converged = True
                 break
     except KeyboardInterrupt:

@@ -70,7 +70,8 @@ class Schedule:
         """One line per block, for the report."""
         lines = []
         if self.coefficients:
-            lines.append("Gaussian (exact, joint): " + ", ".join(names[k] for k in self.coefficients))
+            lines.append("Gaussian (exact, joint): "
+                         + ", ".join(names[k] for k in self.coefficients))
         for block in self.covariance_blocks:
             label = "inverse gamma" if len(block.members) == 1 else "inverse Wishart"
             lines.append(f"{label}: " + ", ".join(names[k] for _, _, k in block.entries))

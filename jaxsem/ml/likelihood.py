@@ -11,9 +11,9 @@ in ``u_j``, so the cluster's marginal likelihood is an exact Gaussian integral::
 
 ``g`` and ``Q`` come from the values of ``f_j`` at 0, at +-e_k and at e_k + e_l:
 differences of a quadratic are exact, and this keeps the program first-order (nested
-autodiff here made the ML Hessian a fourth derivative and compiled for minutes). Random slopes on
-observed within covariates get Mplus's TWOLEVEL RANDOM marginal this way, and nothing
-is written twice: the sampler and ML evaluate the same ``f_j``.
+autodiff here made the ML Hessian a fourth derivative and compiled for minutes).
+Random slopes on observed within covariates get Mplus's TWOLEVEL RANDOM marginal this
+way, and nothing is written twice: the sampler and ML evaluate the same ``f_j``.
 
 Missing outcomes (FIML): the within density of a row is then the density of its
 observed entries, ``N(y_o | mu_o, Sigma_oo)``, evaluated per missing-data pattern with
@@ -74,7 +74,8 @@ def complete_cluster_densities(layout: Layout, mats, arrays, states: jax.Array,
                                masks) -> jax.Array:
     """(J,) complete-data log density f_j of every cluster at states (J, nS); ``masks``:
     None for complete data (moments), else the missing-data patterns (rows, FIML).
-    Single-level models: J units are the observations."""
+    Units J: clusters; in a single-level model one unit, or one per observation (MLR
+    scores)."""
     prep = density.prepare(layout, mats)
     zb = density.assemble_all(layout, prep, states, arrays) if layout.two_level else (
         jnp.zeros((arrays["n"].shape[0], 0)))

@@ -29,7 +29,8 @@ def format_ml_report(fit) -> str:
               "Loglikelihood", "",
               f"          H0 Value{measures['loglikelihood']:>34.3f}"]
     if mlr and measures["scaling_factor_h0"] is not None:
-        lines.append(f"          H0 Scaling Correction Factor{measures['scaling_factor_h0']:>14.4f}")
+        lines.append("          H0 Scaling Correction Factor"
+                     f"{measures['scaling_factor_h0']:>14.4f}")
         lines.append("            for MLR")
     if "loglikelihood_h1" in measures:
         lines.append(f"          H1 Value{measures['loglikelihood_h1']:>34.3f}")
