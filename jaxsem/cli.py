@@ -38,7 +38,7 @@ TYPE = BASIC gives the data summary only) and write, next to the input or into -
                  fit statistics, timings, one object per parameter)
   SAVEDATA: BPARAMETERS = file;  the draws of every chain (Bayes)
   PLOT: TYPE = PLOT1/PLOT2/PLOT3;  <stem>_plots/ with trace, autocorrelation and
-                 posterior plots (Bayes; needs matplotlib: pip install 'jaxsem[plot]')
+                 posterior plots (Bayes)
 
 A YAML config names the same analysis with the keys data (csv with a header, or
 whitespace-separated text with names), names, model, syntax (lavaan or mplus), within,

@@ -7,8 +7,7 @@ This is what ``jaxsem run FILE`` does (jaxsem/cli.py):
 
 1. read the input (:func:`jaxsem.inp.read_inp`, or :func:`read_config` for ``.yaml``)
    and refuse, in one message and before any data are read, every request that this
-   runner cannot honour (OUTPUT: STDYX, SAVEDATA FILE / SAVE = FSCORES, PLOT without
-   matplotlib, ...);
+   runner cannot honour (OUTPUT: STDYX, SAVEDATA FILE / SAVE = FSCORES, ...);
 2. read the data, check them against the model, and fit with the estimator the input
    names: BAYES -> :func:`jaxsem.bayes.fit_bayes` (``chains``/``seed`` override CHAINS
    and BSEED), ML/MLR -> :func:`jaxsem.ml.fit_ml`, TYPE = BASIC -> only the data summary
@@ -66,7 +65,6 @@ exits with 2); Ctrl-C before any results exist raises :class:`RunInterrupted` (3
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -314,10 +312,6 @@ def _check_requests(job: _Job, chains, seed) -> None:
         if not bayes:
             refused.append((line, f"PLOT: TYPE = {' '.join(job.plot)} (jaxsem draws trace, "
                                   "autocorrelation and posterior plots of Bayes fits only)"))
-        elif importlib.util.find_spec("matplotlib") is None:
-            refused.append((line, f"PLOT: TYPE = {' '.join(job.plot)} (needs matplotlib, "
-                                  "which is not installed: pip install 'jaxsem[plot]', or "
-                                  "remove PLOT)"))
     if refused:
         items = sorted(set(refused), key=lambda item: (item[0] or 0, item[1]))
         listing = "\n".join(f"  line {line}: {what}" if line else f"  {what}"

@@ -8,7 +8,6 @@ the compiled programs, which keeps this file fast.
 Golden reports: tests/reference/golden/*.out, compared after masking timings and the
 version; rewrite them with JAXSEM_UPDATE_GOLDEN=1 after an intended change of layout.
 """
-import importlib.util
 import json
 import os
 import re
@@ -21,13 +20,12 @@ import numpy as np
 import pytest
 
 from jaxsem.cli import main
-from jaxsem.errors import JaxsemError, ModelError
+from jaxsem.errors import JaxsemError
 from jaxsem.run import load_analysis, mask_timings, read_config, run_input
 
 ROOT = Path(__file__).resolve().parents[1]
 UG = ROOT / "configs" / "mplus_ug"
 GOLDEN = Path(__file__).parent / "reference" / "golden"
-HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 
 BAYES_KEYS = ["level", "section", "lhs", "rhs", "free", "estimate", "posterior_sd",
               "p_value", "ci_lower", "ci_upper", "ess_bulk", "rhat"]
@@ -50,8 +48,6 @@ def _copy(folder: Path, name: str, changes=(), new_name: str | None = None) -> P
 BAYES_CHANGES = [("BITERATIONS = 10000 (2000);", "FBITERATIONS = 200;"),
                  ("OUTPUT: TECH1 TECH8;", "OUTPUT: TECH1 TECH8 CINTERVAL(HPD) SAMPSTAT;\n"
                                           "SAVEDATA: BPARAMETERS = draws.dat;")]
-if not HAVE_MATPLOTLIB:
-    BAYES_CHANGES.append(("PLOT:   TYPE = PLOT2;", ""))
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +197,6 @@ def test_bparameters_file_has_chain_iteration_and_tech1_columns(bayes_run):
     assert "      3  within: y~x" in savedata and "      2  iteration" in savedata
 
 
-@pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="matplotlib is not installed")
 def test_plot_writes_trace_autocorrelation_and_posterior_pngs(bayes_run):
     folder = bayes_run.files["plots"]
     assert folder == bayes_run.out_dir / "ex9_1a_plots"
@@ -209,17 +204,6 @@ def test_plot_writes_trace_autocorrelation_and_posterior_pngs(bayes_run):
     assert names == ["autocorr_1.png", "posterior_1.png", "trace_1.png"]
     assert all((folder / n).read_bytes()[:4] == b"\x89PNG" for n in names)
     assert "PLOT INFORMATION" in bayes_run.report
-
-
-def test_plot_is_refused_without_matplotlib(inputs, tmp_path, monkeypatch):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "matplotlib" else real(name, *a))
-    source = _copy(tmp_path, "ex9_1a")
-    with pytest.raises(ModelError, match=r"line 27: PLOT: TYPE = PLOT2 \(needs matplotlib.*"
-                                         r"jaxsem\[plot\]"):
-        run_input(source, out_dir=tmp_path / "out", progress=False)
-    assert not (tmp_path / "out").exists()
 
 
 # ----------------------------------------------------------------------------- golden
@@ -247,8 +231,6 @@ def _same_report(actual: str, expected: str) -> None:
 
 @pytest.mark.parametrize("which", ["bayes", "mlr"])
 def test_report_matches_the_golden_file(which, bayes_run, mlr_run):
-    if which == "bayes" and not HAVE_MATPLOTLIB:
-        pytest.skip("the golden Bayes report includes PLOT")
     run = {"bayes": bayes_run, "mlr": mlr_run}[which]
     path = GOLDEN / f"{run.input_path.stem}_{which}.out"
     actual = _normalise(run.report)

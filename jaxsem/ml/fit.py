@@ -20,7 +20,7 @@ import pandas as pd
 import optax.tree_utils as otu
 
 from jaxsem.bayes.driver import default_starts
-from jaxsem.bayes.layout import Layout, build_layout
+from jaxsem.bayes.layout import Layout, build_layout, cluster_moments
 from jaxsem.data import Roles
 from jaxsem.errors import ModelError
 from jaxsem.ml.likelihood import cluster_logliks, missing_patterns
@@ -130,36 +130,45 @@ def observed_information(value_and_grad, x: np.ndarray, arrays) -> np.ndarray:
 
 
 def ml_arrays(analysis: Analysis, *, per_observation: bool = False):
-    """Layout, static missing patterns (None when complete) and device arrays.
+    """Layout, static missing patterns (None when complete) and device arrays."""
+    layout, arrays = _layout(analysis)
+    return (layout, *_device_arrays(layout, arrays, per_observation))
 
-    Single-level models get one unit per observation when ``per_observation`` (MLR
-    needs observation-level scores)."""
+
+def _layout(analysis: Analysis):
+    """The sampler's layout and numpy arrays (build_layout), checked for ML."""
     layout, arrays = build_layout(analysis, estimator="ML")
     if layout.spec.partable.constraints:
         raise ModelError("constraints (== < > in MODEL CONSTRAINT) are not supported by the "
                          "ML estimator yet; use equality labels, or ESTIMATOR = BAYES")
-    observed = arrays.pop("observed")
+    return layout, arrays
+
+
+def _device_arrays(layout: Layout, arrays, per_observation: bool):
+    """Static missing patterns (None when complete) and the device arrays the likelihood
+    reads. Single-level models get one unit per observation when ``per_observation``
+    (MLR needs observation-level scores)."""
+    observed = arrays["observed"]
+    arrays = {k: v for k, v in arrays.items() if k not in ("observed", "factors")}
     masks = None
     if not observed.all():
         masks, arrays["row_pattern"] = missing_patterns(observed)
     if not layout.two_level and per_observation:
-        from jaxsem.bayes.layout import cluster_moments  # noqa: PLC0415
-
         n = len(arrays["y"])
         arrays["cluster"] = np.arange(n, dtype=np.int32)
         arrays["moments"] = cluster_moments(arrays["y"], arrays["c"], arrays["cluster"], n)
         arrays["n"] = np.ones(n)
         arrays["w"] = np.zeros((n, 0))
         arrays["known"] = np.zeros((n, 0))
-    arrays.pop("factors", None)
-    return layout, masks, {k: jnp.asarray(v) for k, v in arrays.items()}
+    return masks, {k: jnp.asarray(v) for k, v in arrays.items()}
 
 
 def fit_ml(analysis: Analysis, options: MLOptions = MLOptions()) -> MLFit:
     """Maximum likelihood fit of an Analysis (ML or MLR)."""
     start_time = time.perf_counter()
-    layout, masks, arrays = ml_arrays(analysis, per_observation=options.estimator == "mlr")
-    starts = _starts(layout, analysis, options)
+    layout, layout_arrays = _layout(analysis)
+    masks, arrays = _device_arrays(layout, layout_arrays, options.estimator == "mlr")
+    starts = _starts(layout, layout_arrays, analysis, options)
     compile_start = time.perf_counter()
     funcs = compiled_functions(layout, masks, arrays, options)
     compile_seconds = time.perf_counter() - compile_start
@@ -192,14 +201,14 @@ def fit_ml(analysis: Analysis, options: MLOptions = MLOptions()) -> MLFit:
                  total_seconds=time.perf_counter() - start_time)
 
 
-def _starts(layout: Layout, analysis: Analysis, options: MLOptions) -> list[np.ndarray]:
+def _starts(layout: Layout, layout_arrays, analysis: Analysis,
+            options: MLOptions) -> list[np.ndarray]:
     if options.starts is not None:
         x0 = np.asarray(options.starts, dtype=float)
         if x0.shape != (layout.spec.n_free,):
             raise ModelError(f"starts needs {layout.spec.n_free} values, got {x0.shape}")
     else:
-        _, arrays = build_layout(analysis, estimator="ML")
-        x0 = default_starts(layout, arrays)
+        x0 = default_starts(layout, layout_arrays)
     rng = np.random.default_rng(options.seed)
     out = [x0]
     rows = {r.free - 1: r for r in analysis.partable.free_rows()}
@@ -263,10 +272,11 @@ def fit_saturated(analysis: Analysis, layout: Layout, options: MLOptions) -> Sat
     n_levels = 2 if layout.two_level else None
     table = build_partable(parsed, roles, n_levels=n_levels)
     h1 = Analysis(analysis.model, table, ModelSpec(table), data)
-    h1_layout, masks, arrays = ml_arrays(h1, per_observation=options.estimator == "mlr")
+    h1_layout, layout_arrays = _layout(h1)
+    masks, arrays = _device_arrays(h1_layout, layout_arrays, options.estimator == "mlr")
     funcs = compiled_functions(h1_layout, masks, arrays, options)
-    _, start_arrays = build_layout(h1, estimator="ML")
-    x0 = _sample_moment_starts(h1_layout, start_arrays, default_starts(h1_layout, start_arrays))
+    x0 = _sample_moment_starts(h1_layout, layout_arrays,
+                               default_starts(h1_layout, layout_arrays))
     x, count = funcs["minimize"](jnp.asarray(x0), arrays)
     value, gradient = funcs["value_and_grad"](x, arrays)
     x, loglik, gradient = np.asarray(x), float(value), np.asarray(gradient)
