@@ -76,6 +76,25 @@ DESIGNS = {
             "between: y3~1": 3.0,
         },
     ),
+    # four 4-category ordinal indicators (thresholds written out: the model then knows
+    # the number of categories before it sees data)
+    "ordinal_cfa_twolevel": dict(
+        syntax="%WITHIN%\n fw BY u1-u4;\n %BETWEEN%\n fb BY u1-u4;\n ["
+               + " ".join(f"u{i}${k}" for i in range(1, 5) for k in range(1, 4)) + "];",
+        roles=dict(categorical=["u1", "u2", "u3", "u4"], clusters=["c"]),
+        n_clusters=100, cluster_size=20, fbiterations=2000,
+        truth={
+            "within: fw=~u2": 0.8, "within: fw=~u3": 1.2, "within: fw=~u4": 0.9,
+            "within: fw~~fw": 1.0,
+            "between: fb=~u2": 0.9, "between: fb=~u3": 1.1, "between: fb=~u4": 1.0,
+            "between: fb~~fb": 0.3,
+            **{f"between: u{i}~~u{i}": 0.1 for i in range(1, 5)},
+            **{f"between: u{i}|t{k + 1}": t
+               for i, row in enumerate([(-1.0, 0.0, 1.0), (-0.8, 0.2, 1.2),
+                                        (-1.2, -0.2, 0.8), (-0.5, 0.5, 1.5)], start=1)
+               for k, t in enumerate(row)},
+        },
+    ),
 }
 
 

@@ -223,9 +223,10 @@ def test_report_arviz_and_defined_parameters():
 
 
 def test_unsupported_models_are_refused_before_sampling():
-    frame = pd.DataFrame({"u": [0, 1] * 10, "x": np.arange(20.0), "c": np.repeat(range(4), 5)})
-    model = jaxsem.Model.from_mplus("%WITHIN%\n u ON x;", within=["x"], categorical=["u"],
-                                    clusters=["c"])
+    frame = pd.DataFrame({"u": np.repeat([0, 1], 10), "x": np.arange(20.0),
+                          "c": np.repeat(range(4), 5)})
+    model = jaxsem.Model.from_mplus("%WITHIN%\n x;\n %BETWEEN%\n u ON x;", between=["u"],
+                                    categorical=["u"], clusters=["c"])
     with pytest.raises(ModelError, match="categorical.*not supported by the Bayes estimator"):
         model.fit(frame, **QUIET)
     with pytest.raises(ModelError, match="unknown option"):

@@ -55,6 +55,7 @@ v1 ~ IW(1, 10); v2 ~ IW(1, 10); c12 ~ IW(0, 10);
 IG65 = (1.0, 0.5, 30 * (5 * 6 - 11) / (3 * 2))
 IW_DIAGONAL = (1 / 7, np.sqrt(2 / (49 * 5)), None)   # IW(I, 10) with p = 2: IG(4.5, 0.5)
 MOMENTS = {"N(1, 0.1)": (1.0, np.sqrt(0.1), 0.0), "N(0, 1)": (0.0, 1.0, 0.0),
+           "N(-1, 0.25)": (-1.0, 0.5, 0.0), "N(1, 0.25)": (1.0, 0.5, 0.0),
            "IG(6, 5)": IG65, "IW(1, 10)": IW_DIAGONAL, "IW(0, 10)": (0.0, None, None)}
 
 
@@ -80,11 +81,19 @@ def _geweke_draws(model, frame, n_steps=12000, seed=0, noise_fn=draw_noise):
         u = jnp.concatenate([y, c1], axis=1)
         moments = jax.ops.segment_sum(u[:, :, None] * u[:, None, :], cluster,
                                       num_segments=layout.n_clusters)
-        return dict(arrays, y=y, moments=moments, factors=quadratic.moment_factors(moments))
+        data = dict(arrays, y=y, moments=moments, factors=quadratic.moment_factors(moments))
+        if layout.categorical:  # y holds the latent responses; the data are their categories
+            mats = spec.unpack(x)
+            data["codes"] = jnp.stack([
+                (y[:, col.column, None] > mats[col.tau_block]["tau"][col.tau_row][None, :])
+                .sum(1).astype(float) for col in schedule.categorical], axis=1)
+        return data
 
     def step(state, key):
         k1, k2, k3 = jax.random.split(key, 3)
         data = new_data(k1, state.x, state.between)
+        if layout.categorical:
+            state = state._replace(y=data["y"])
         noise = jax.tree_util.tree_map(
             lambda a: a[0], noise_fn(layout, schedule, k3, 1, len(cluster), counts))
         state, _ = sweep(k2, state, data, noise)
@@ -143,6 +152,24 @@ def test_random_slope_sweep_keeps_the_prior():
     draws, priors, names, schedule = _geweke_draws(model, frame, n_steps=24000)
     blocks = " | ".join(schedule.describe(names))
     assert "NUTS" not in blocks and "inverse Wishart" in blocks and "Gaussian" in blocks
+    _check_prior_moments(draws, priors, names)
+
+
+def test_categorical_cfa_sweep_keeps_the_prior():
+    """A binary and a three-category indicator (latent responses, the threshold
+    Metropolis step and the joint location shift) beside a continuous one, in the
+    measurement blocks of a two-level CFA. (The ordered thresholds' prior is the normal
+    one cut to increasing values; the cut removes 0.2% of its mass, far below the
+    tolerance.)"""
+    model = jaxsem.Model.from_mplus(
+        CFA.replace("[y1] (n1); [y2] (n2); ", "").replace("y1 (tw1); y2 (tw2); ", "")
+        + "[y1$1] (a1); [y2$1] (a2); [y2$2] (a3);",
+        clusters=["c"], categorical=["y1", "y2"],
+        priors=CFA_PRIORS.replace("n1-n3", "n3").replace("tw1-tw3", "tw3")
+        + "a1 ~ N(0, 1); a2 ~ N(-1, 0.25); a3 ~ N(1, 0.25);")
+    frame = CFA_FRAME.assign(y1=np.arange(18) % 2, y2=np.arange(18) % 3)
+    draws, priors, names, schedule = _geweke_draws(model, frame, n_steps=16000)
+    assert len(schedule.categorical) == 2 and [lv.block for lv in schedule.factor_levels] == [0, 1]
     _check_prior_moments(draws, priors, names)
 
 

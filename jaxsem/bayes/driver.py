@@ -24,6 +24,7 @@ import numpy as np
 
 from jaxsem.bayes.gibbs import (ChainState, build_schedule, draw_noise, initial_state,
                                 make_sweep)
+from jaxsem.bayes.categorical import start_thresholds
 from jaxsem.bayes.layout import Layout, build_layout
 from jaxsem.bayes.results import BayesFit
 from jaxsem.errors import ModelError, warn
@@ -82,8 +83,9 @@ def fit_bayes(analysis: Analysis, options: BayesOptions = BayesOptions()) -> Bay
     low = max(low, 2 * n_adapt // options.thin + 2)
     top = max(top, low)
     chunk = min(options.chunk, top)
-    if not layout.has_missing:  # the sweep then needs cluster summaries only: O(J) inputs
-        arrays = {k: v for k, v in arrays.items() if k not in ("y", "observed", "c", "cluster")}
+    if not layout.augmented:  # the sweep then needs cluster summaries only: O(J) inputs
+        arrays = {k: v for k, v in arrays.items()
+                  if k not in ("y", "observed", "c", "cluster", "codes")}
     device_arrays = jax.tree_util.tree_map(jnp.asarray, arrays)
     state0 = initial_state(layout, schedule, x0, arrays)
     states = jax.tree_util.tree_map(lambda a: jnp.stack([a] * options.chains), state0)
@@ -174,7 +176,8 @@ def _starting_values(analysis: Analysis, layout: Layout, arrays, starts) -> np.n
 
 def default_starts(layout: Layout, arrays) -> np.ndarray:
     """Mplus's default starts: loadings 1, latent variances 0.05, observed (residual)
-    variances half the sample variance at their level, intercepts at sample means."""
+    variances half the sample variance at their level, intercepts at sample means,
+    thresholds at the normal quantiles of the cumulative category proportions."""
     spec = layout.spec
     x = spec.start_values()
     n = arrays["n"]
@@ -199,6 +202,10 @@ def default_starts(layout: Layout, arrays) -> np.ndarray:
                 x[k] = 0.05
         elif row.kind in ("intercept", "mean") and row.lhs in layout.within_observed:
             x[k] = grand[layout.within_observed.index(row.lhs)]
+        elif row.kind == "threshold" and row.lhs in layout.within_observed:
+            column = layout.categorical.index(layout.within_observed.index(row.lhs))
+            codes = arrays["codes"][:, column]
+            x[k] = start_thresholds(codes, int(codes.max()) + 1)[int(row.rhs[1:]) - 1]
     return x
 
 

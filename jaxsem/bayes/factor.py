@@ -178,6 +178,8 @@ def _factor_level(layout: Layout, bi: int, rows_of: dict[int, list]) -> FactorLe
     for r in spec.partable.rows:
         if r.block != block.name:
             continue
+        if r.op == "|":
+            continue        # thresholds: bayes.categorical
         if r.random:
             return None
         if r.free:

@@ -2,6 +2,8 @@
 
 A sweep is an ordered chain of blocks, each a pure function of (key, state):
 
+0. categorical outcomes (if any, bayes.categorical): thresholds with the latent
+   responses integrated out, latent responses, a location shift;
 1. missing outcomes (if any): drawn from their within-level conditional, then the
    per-cluster moment matrices are recomputed;
 2. between state: per cluster an exact Gaussian draw (quadratic log density, derived by
@@ -30,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsem.bayes import density, factor, quadratic
+from jaxsem.bayes import categorical, density, factor, quadratic
 from jaxsem.bayes.layout import Layout
 from jaxsem.errors import ModelError
 from jaxsem.kernels import conjugate, gaussian, hmc
@@ -65,6 +67,7 @@ class Schedule:
     nuts_log_scale: tuple[bool, ...]
     priors: tuple[tuple[int, Prior], ...]   # log-prior terms outside covariance blocks
     factor_levels: tuple[factor.FactorLevel, ...] = ()
+    categorical: tuple[categorical.CategoricalColumn, ...] = ()
 
     def describe(self, names: list[str]) -> list[str]:
         """One line per block, for the report."""
@@ -79,6 +82,11 @@ class Schedule:
             lines.append(f"factor model, {'within' if level.block == 0 else 'between'} "
                          "(latent summaries, conjugate, interweaving, independence MH): "
                          + ", ".join(names[k] for k in level.indices))
+        thresholds = [k for col in self.categorical for k in col.free]
+        if thresholds:
+            lines.append("thresholds (Metropolis-Hastings, latent responses integrated out, "
+                         "Laplace proposal; location shift with the random intercepts): "
+                         + ", ".join(names[k] for k in thresholds))
         if self.nuts:
             lines.append("NUTS (adapted in warm-up): " + ", ".join(names[k] for k in self.nuts))
         return lines
@@ -96,7 +104,9 @@ def build_schedule(layout: Layout) -> Schedule:
                        and _acyclic(table, between_name))
     innovation_vars = {layout.between[k] for k in layout.innovations}
     factor_levels = factor.find_factor_levels(layout, rows_of)
-    in_factor_levels = {k for level in factor_levels for k in level.indices}
+    columns = categorical.find_columns(layout, rows_of)
+    in_factor_levels = ({k for level in factor_levels for k in level.indices}
+                        | {k for col in columns for k in col.free})
 
     def coefficient_ok(row) -> bool:
         if row.kind not in COEFFICIENT_KINDS:
@@ -135,7 +145,8 @@ def build_schedule(layout: Layout) -> Schedule:
                              "needs a full covariance block with free variances and "
                              "covariances; other uses are not supported yet")
         priors.append((k, prior))
-    return Schedule(coefficients, tuple(blocks), nuts, log_scale, tuple(priors), factor_levels)
+    return Schedule(coefficients, tuple(blocks), nuts, log_scale, tuple(priors), factor_levels,
+                    columns)
 
 
 def _acyclic(table, block: str) -> bool:
@@ -233,7 +244,7 @@ def _iw_prior(k: int, entries, priors) -> tuple[tuple[float, ...], float] | None
 
 class ChainState(NamedTuple):
     """One chain. x (n_free,); between (J, nS); y (N, p) outcomes with missing values
-    filled by the last draw ((0, p) when nothing is missing); adaptation: NUTS tuning;
+    and latent responses filled by the last draw ((0, p) when there are none); adaptation: NUTS tuning;
     iteration: () sweeps done; proposals: the independence proposals of the factor
     levels (factor.Proposal, one per level)."""
     x: jax.Array
@@ -273,8 +284,12 @@ def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
         """One sweep; ``noise`` holds this sweep's standard variates (draw_noise)."""
         x, between, y = state.x, state.between, state.y
         proposals = list(state.proposals)
+        if schedule.categorical:
+            x, between, y = categorical.update(schedule.categorical, layout, x, between, y,
+                                               arrays, noise["categorical"])
         if layout.has_missing:
             y = _impute_missing(noise["missing"], layout, spec.unpack(x), arrays, between, y)
+        if layout.augmented:
             arrays = dict(arrays, moments=_moments(layout, arrays, y))
         for i, level in enumerate(schedule.factor_levels):
             if level.block == 1:  # the between state is drawn afresh next
@@ -286,7 +301,7 @@ def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
             between = quadratic.draw_between_state(noise["between"], layout, prep, arrays)
         if schedule.coefficients:
             idx = np.asarray(schedule.coefficients)
-            factors = (quadratic.moment_factors(arrays["moments"]) if layout.has_missing
+            factors = (quadratic.moment_factors(arrays["moments"]) if layout.augmented
                        else arrays["factors"])
 
             def residuals(v):
@@ -381,6 +396,12 @@ def draw_noise(layout: Layout, schedule: Schedule, key, n_sweeps: int, n_obs: in
                  "coefficients": normal((len(schedule.coefficients),)),
                  "missing": normal((n_obs, layout.p)) if layout.has_missing
                  else jnp.zeros((n_sweeps, 0))}
+        if schedule.categorical:
+            cats = schedule.categorical
+            width = max(col.n_thresholds for col in cats) + 1
+            noise["categorical"] = {"latent": normal((n_obs, len(cats))),
+                                    "steps": normal((len(cats), width)),
+                                    "shift": normal((sum(col.shift >= 0 for col in cats),))}
         noise["covariances"] = tuple(
             (columns[i], normal((len(block.members),) * 2))
             for i, block in enumerate(schedule.covariance_blocks))
@@ -464,7 +485,7 @@ def initial_state(layout: Layout, schedule: Schedule, x0: np.ndarray, arrays) ->
         for i, k in layout.parts:
             if k in layout.stochastic:
                 between[:, layout.stochastic.index(k)] = means[:, i]
-    y = arrays["y"] if layout.has_missing else np.zeros((0, layout.p))  # only imputation needs it
+    y = arrays["y"] if layout.augmented else np.zeros((0, layout.p))  # only augmentation needs it
     return ChainState(jnp.asarray(x0), jnp.asarray(between), jnp.asarray(y),
                       hmc.init_adaptation(len(schedule.nuts)), jnp.asarray(0),
                       tuple(factor.init_proposal(level) for level in schedule.factor_levels))

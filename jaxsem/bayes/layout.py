@@ -15,6 +15,10 @@ Invariants -- read before changing anything below:
   deterministic given the parameters and the state; they are recomputed whenever the
   parameters move, never stored.
 * Between-only observed variables (BETWEEN list) are data: conditioned on, never drawn.
+* A categorical within-level variable's column of ``y`` holds its latent response y*
+  (probit: y* cut at the thresholds gives the category), drawn every sweep
+  (bayes.categorical); ``codes`` keeps the categories. Moments are then recomputed per
+  sweep, as they are when outcomes are missing.
 * Between factors (latent variables that no within quantity uses) are integrated out
   when no between variable is deterministic: the between density is then the marginal
   N(mu_j, Sigma_V) of the values kept (state and data), which removes the slow
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from statistics import NormalDist
 
 import numpy as np
 
@@ -47,7 +52,8 @@ class Layout:
     between part of a within-varying variable. ``random_slopes``: (row, covariate column,
     between index) cells of the within gamma matrix replaced per cluster.
     ``collapsed``: between factors integrated out (see the invariants above).
-    ``n_clusters``: J (1 for a single-level model).
+    ``n_clusters``: J (1 for a single-level model). ``categorical``: indices into
+    ``within_observed`` of categorical variables (their y columns are latent responses).
     """
     spec: ModelSpec
     within_observed: tuple[str, ...]
@@ -63,6 +69,13 @@ class Layout:
     n_clusters: int
     has_missing: bool
     has_within_latent: bool
+    categorical: tuple[int, ...] = ()
+
+    @property
+    def augmented(self) -> bool:
+        """True when the outcome values change every sweep (imputed or latent responses),
+        so the per-cluster moments are recomputed per sweep."""
+        return self.has_missing or bool(self.categorical)
 
     @property
     def p(self) -> int:
@@ -93,7 +106,10 @@ def build_layout(analysis: Analysis, estimator: str = "Bayes"
     """Static layout and the data arrays (numpy) the sampler (and ML) need;
     ``estimator`` names who asks, in the messages about what is not supported.
 
-    Arrays: ``y`` (N, p) with 0 where missing, ``observed`` (N, p) bool, ``c`` (N, q),
+    Arrays: ``y`` (N, p) with 0 where missing (categorical columns: starting latent
+    responses, normal scores of the categories), ``observed`` (N, p) bool (True on
+    categorical columns), ``codes`` (N, n_categorical) categories, -1 where missing,
+    ``c`` (N, q),
     ``cluster`` (N,) int32, ``moments`` (J, m, m) and ``factors`` (J, m, m) with
     F F' = M, ``n`` (J,), ``w`` (J, q_b),
     ``known`` (J, |K|).
@@ -103,7 +119,7 @@ def build_layout(analysis: Analysis, estimator: str = "Bayes"
         raise _not_supported("a cross-classified model", estimator)
     if len(spec.blocks) > 2:
         raise _not_supported("a model with more than two levels", estimator)
-    if analysis.partable.categorical:
+    if analysis.partable.categorical and estimator != "Bayes":
         raise _not_supported("a categorical (probit) outcome", estimator)
     within = spec.blocks[0]
     between = spec.blocks[1] if len(spec.blocks) == 2 else None
@@ -142,7 +158,12 @@ def build_layout(analysis: Analysis, estimator: str = "Bayes"
     else:
         cluster = np.zeros(len(y), dtype=np.int32)
         n_clusters = 1
+    categorical = _categorical_columns(analysis)
+    codes = y[:, categorical] if categorical else np.zeros((len(y), 0))
+    codes = np.where(np.isnan(codes), -1.0, codes)
     observed = ~np.isnan(y)
+    observed[:, categorical] = True
+    y[:, categorical] = _normal_scores(codes)
     layout_between: tuple[str, ...] = tuple(between.variables) if between else ()
     stochastic, known, deterministic, parts = [], [], [], []
     w = np.zeros((n_clusters, 0))
@@ -185,15 +206,48 @@ def build_layout(analysis: Analysis, estimator: str = "Bayes"
     layout = Layout(spec, tuple(within.observed), tuple(within.covariates), layout_between,
                     tuple(between.covariates) if between else (), tuple(stochastic),
                     tuple(known), tuple(deterministic), tuple(parts), tuple(random_slopes),
-                    tuple(collapsed), n_clusters, bool((~observed).any()), has_within_latent)
+                    tuple(collapsed), n_clusters, bool((~observed).any()), has_within_latent,
+                    tuple(categorical))
     y0 = np.where(observed, y, 0.0)
     moments = cluster_moments(y0, c, cluster, n_clusters)
     values, vectors = np.linalg.eigh(moments)
     factors = vectors * np.sqrt(np.clip(values, 0.0, None))[:, None, :]
     arrays = dict(y=y0, observed=observed, c=c, cluster=cluster.astype(np.int32),
                   moments=moments, factors=factors, n=counts.astype(float), w=w,
-                  known=known_values)
+                  known=known_values, codes=codes)
     return layout, arrays
+
+
+def _categorical_columns(analysis: Analysis) -> list[int]:
+    """Indices into the within observed parts of the categorical variables; refuses
+    categorical variables the sampler cannot give a latent response."""
+    spec = analysis.spec
+    within = spec.blocks[0]
+    names = set(analysis.partable.categorical)
+    for v in sorted(names & set(within.covariates)):
+        raise ModelError(
+            f"'{v}' is CATEGORICAL but only predicts other variables; Mplus's CATEGORICAL "
+            "is for dependent variables. Remove it from CATEGORICAL (a binary predictor "
+            "enters as a 0/1 covariate; code an ordinal one as dummy variables), or model "
+            "it as an outcome")
+    for block in spec.blocks[1:]:
+        for v in sorted(names & (set(block.observed) - set(within.observed))):
+            raise _not_supported(f"a categorical between-level variable ('{v}')")
+    return [within.observed.index(v) for v in within.observed if v in names]
+
+
+def _normal_scores(codes: np.ndarray) -> np.ndarray:
+    """(N, k) starting latent responses: the normal quantile of the middle of each
+    category's cumulative proportion; 0 where missing."""
+    out = np.zeros(codes.shape)
+    for j in range(codes.shape[1]):
+        seen = codes[:, j] >= 0
+        counts = np.bincount(codes[seen, j].astype(int))
+        upper = np.cumsum(counts) / counts.sum()
+        middle = upper - counts / counts.sum() / 2
+        scores = np.array([NormalDist().inv_cdf(float(m)) for m in middle])
+        out[seen, j] = scores[codes[seen, j].astype(int)]
+    return out
 
 
 def cluster_moments(y: np.ndarray, c: np.ndarray, cluster: np.ndarray,
