@@ -262,3 +262,37 @@ def test_missing_covariate_brought_into_the_model_is_imputed():
     for row, truth in {("u", "~", "x1"): 0.5, ("u", "~", "x2"): -0.3,
                        ("u", "|", "t1"): 0.2, ("x1", "~1", ""): 1.0}.items():
         assert abs(table.estimate[row] - truth) < 3 * table.posterior_sd[row], row
+
+
+def _two_level_binary(seed: int, slope_sd: float):
+    """150 clusters x 30: u* = a_j + s_j x + e (a_j var 0.4, s_j mean 0.5), u = [u* > 0.3];
+    y2 = 0.6 u* + b_j + e2 (b_j var 0.25)."""
+    rng = np.random.default_rng(seed)
+    cluster = np.repeat(np.arange(150), 30)
+    x = rng.normal(size=len(cluster))
+    slope = 0.5 + rng.normal(0, slope_sd, 150)
+    latent = (rng.normal(0, np.sqrt(0.4), 150)[cluster] + slope[cluster] * x
+              + rng.normal(size=len(cluster)))
+    y2 = 0.6 * latent + rng.normal(0, 0.5, 150)[cluster] + rng.normal(size=len(cluster))
+    return pd.DataFrame(dict(u=(latent > 0.3).astype(int), x=x, y2=y2, c=cluster))
+
+
+@pytest.mark.parametrize("syntax, slope_sd, truth", [
+    ("%WITHIN%\n s | u ON x;\n %BETWEEN%\n u WITH s;", np.sqrt(0.1),
+     {"between: u~~u": 0.4, "between: s~~s": 0.1, "between: s~1": 0.5,
+      "between: u~~s": 0.0, "between: u|t1": 0.3}),
+    ("%WITHIN%\n u ON x;\n y2 ON u;\n %BETWEEN%\n u y2;", 0.0,
+     {"within: u~x": 0.5, "within: y2~u": 0.6, "within: y2~~y2": 1.0,
+      "between: u~~u": 0.4, "between: y2~~y2": 0.394, "between: u~~y2": 0.24,
+      "between: y2~1": 0.0, "between: u|t1": 0.3}),
+], ids=["random_slope", "binary_mediator"])
+def test_two_level_binary_outcome_recovers_the_truth(syntax, slope_sd, truth):
+    """A binary outcome with a random slope, and a binary mediator (its latent response
+    predicts y2): every parameter within 3 posterior SDs of the truth."""
+    fit = jaxsem.Model.from_mplus(syntax, within=["x"], categorical=["u"], clusters=["c"]).fit(
+        _two_level_binary(11, slope_sd), fbiterations=3000, chains=2, bseed=1, progress=False)
+    table = fit.summary()
+    assert sorted(fit.names) == sorted(truth)
+    for k, name in enumerate(fit.names):
+        row = table.loc[table.free == k + 1].iloc[0]
+        assert abs(row.estimate - truth[name]) < 3 * row.posterior_sd, name
