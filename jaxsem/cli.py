@@ -43,10 +43,10 @@ TYPE = BASIC gives the data summary only) and write, next to the input or into -
 A YAML config names the same analysis with the keys data (csv with a header, or
 whitespace-separated text with names), names, model, syntax (lavaan or mplus), within,
 between, cluster, categorical, missing, estimator (bayes, ml, mlr, basic), options,
-output (tech1, tech8, cinterval, cinterval(hpd), sampstat), bparameters, plot, title;
+output (tech1, tech8, cinterval, cinterval(hpd), sampstat, stdyx), bparameters, plot, title;
 see configs/demo_twolevel.yaml.
 
-Requests jaxsem cannot honour yet (OUTPUT: STDYX, SAVEDATA: FILE / SAVE = FSCORES, ...)
+Requests jaxsem cannot honour yet (SAVEDATA: FILE / SAVE = FSCORES, ...)
 are refused, all in one message, before anything is computed.
 
 Compiled programs are kept on disk (JAX's persistent compilation cache) in

@@ -7,7 +7,7 @@ This is what ``jaxsem run FILE`` does (jaxsem/cli.py):
 
 1. read the input (:func:`jaxsem.inp.read_inp`, or :func:`read_config` for ``.yaml``)
    and refuse, in one message and before any data are read, every request that this
-   runner cannot honour (OUTPUT: STDYX, SAVEDATA FILE / SAVE = FSCORES, ...);
+   runner cannot honour (SAVEDATA FILE / SAVE = FSCORES, ...);
 2. read the data, check them against the model, and fit with the estimator the input
    names: BAYES -> :func:`jaxsem.bayes.fit_bayes` (``chains``/``seed`` override CHAINS
    and BSEED), ML/MLR -> :func:`jaxsem.ml.fit_ml`, TYPE = BASIC -> only the data summary
@@ -51,6 +51,8 @@ This is what ``jaxsem run FILE`` does (jaxsem/cli.py):
                          with OUTPUT: CINTERVAL]; Bayes: posterior_sd, p_value
                          (one-tailed), ci_lower, ci_upper (equal-tail 95%), ess_bulk,
                          rhat [+ hpd_lower, hpd_upper with OUTPUT: CINTERVAL(HPD)]
+    standardized         with OUTPUT: STDYX only: the STDYX table (jaxsem.standardize),
+                         rows as in parameters, without ess_bulk/rhat/intervals of ML
     sample_statistics    BASIC, or OUTPUT: SAMPSTAT: variables, n_observed, means,
                          covariances, correlations (available cases, denominator n),
                          category proportions of categorical variables; else null
@@ -184,6 +186,11 @@ def _run(job: _Job, out: Path, chains, seed, progress: bool, started: float) -> 
     else:
         analysis = job.analysis_input.prepare()
         data = analysis.data
+        if "STDYX" in job.output and analysis.spec.random_cells:
+            raise ModelError(f"{job.source}, line {_output_line(job, 'STDYX')}: OUTPUT: "
+                             "STDYX is not available for a model with random slopes (the "
+                             "variances differ by cluster; Mplus does not give it either). "
+                             "Remove it; nothing was computed.")
         if job.estimator == "bayes":
             from jaxsem.bayes import BayesOptions, fit_bayes  # noqa: PLC0415
 
@@ -265,11 +272,6 @@ def _analysis_input(job: _Job):
 
 # ----------------------------------------------------------------------------- refusals
 
-_OUTPUT_NOTES = {
-    "STDYX": "standardized estimates are not computed by jaxsem yet",
-}
-
-
 def _check_requests(job: _Job, chains, seed) -> None:
     """Every request this runner cannot honour, refused together before any data are
     read or anything is fitted."""
@@ -280,11 +282,8 @@ def _check_requests(job: _Job, chains, seed) -> None:
     def output_line(word: str) -> int | None:
         return _output_line(job, word)
 
-    if "STDYX" in job.output:
-        refused.append((output_line("STDYX"), f"OUTPUT: STDYX ({_OUTPUT_NOTES['STDYX']}; "
-                                              "remove it)"))
     if basic:
-        for name in ("TECH1", "TECH8", "CINTERVAL"):
+        for name in ("TECH1", "TECH8", "CINTERVAL", "STDYX"):
             if name in job.output:
                 refused.append((output_line(name), f"OUTPUT: {name} (TYPE = BASIC fits no "
                                                    "model)"))
@@ -478,7 +477,8 @@ def _job_from_config(path: Path) -> _Job:
         if word not in ("TECH1", "TECH8", "CINTERVAL", "SAMPSTAT", "STDYX") or (
                 argument and (word != "CINTERVAL" or argument not in ("HPD", "EQTAIL"))):
             raise fail("output", f"'{request}' is not available; use tech1, tech8, "
-                                 "cinterval, cinterval(hpd), cinterval(eqtail), sampstat.")
+                                 "cinterval, cinterval(hpd), cinterval(eqtail), sampstat, "
+                                 "stdyx.")
         output[word] = argument
     plot = config.get("plot") or []
     if plot is True:
@@ -691,11 +691,11 @@ def _clusters(data, partable=None) -> list[dict]:
     return out
 
 
-def _rows(fit) -> list[tuple[str, str, str, str | None, object]]:
-    """(level, section, lhs, rhs, summary row) in the order of MODEL RESULTS."""
+def _rows(table) -> list[tuple[str, str, str, str | None, object]]:
+    """(level, section, lhs, rhs, row) of a summary table (fit.summary() or
+    fit.standardized()) in the order of MODEL RESULTS."""
     from jaxsem.bayes.report import _order, section_of  # noqa: PLC0415
 
-    table = fit.summary()
     out = []
     for block in dict.fromkeys(table["block"]):
         rows = table[(table["block"] == block) & (table["random"].fillna("") == "")]
@@ -743,11 +743,57 @@ def _wald(row) -> tuple[float, float]:
     return row.estimate - _Z975 * row.se, row.estimate + _Z975 * row.se
 
 
+def _standardized(job: _Job, table) -> list[dict]:
+    """results.json rows of the STDYX table: as "parameters", without ESS and R-hat."""
+    bayes = job.estimator == "bayes"
+    out = []
+    for level, section, lhs, rhs, row in _rows(table):
+        item = {"level": level, "section": section, "lhs": lhs, "rhs": rhs,
+                "free": int(row.free), "estimate": _finite(row.estimate)}
+        names = (("posterior_sd", "p_value", "ci_lower", "ci_upper") if bayes
+                 else ("se", "est_se", "p_value"))
+        item.update({name: _finite(getattr(row, name, None)) for name in names})
+        out.append(item)
+    return out
+
+
+def _finite(value) -> float | None:
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+def _stdyx_lines(job: _Job, table) -> list[str]:
+    """STANDARDIZED MODEL RESULTS (STDYX) of a standardized table, per level."""
+    from jaxsem.bayes.report import results_by_level  # noqa: PLC0415
+
+    bayes = job.estimator == "bayes"
+    names = (("posterior_sd", "p_value", "ci_lower", "ci_upper") if bayes
+             else ("se", "est_se", "p_value"))
+
+    def row_text(var: str, row) -> str:
+        values = [row.estimate] + [getattr(row, name, None) for name in names]
+        if not all(v is not None and np.isfinite(v) for v in values):
+            return f"    {var:<22}{_num(row.estimate):>10}"
+        star = " *" if bayes and (row.ci_lower > 0 or row.ci_upper < 0) else ""
+        widths = (10, 11, 11, 12, 11) if bayes else (10, 11, 11, 11)
+        return (f"    {var:<22}" + "".join(f"{v:>{w}.3f}" for v, w in zip(values, widths))
+                + star)
+
+    header = ([f"{'':26}{'Estimate':>10}{'Posterior':>11}{'One-Tailed':>11}{'95% C.I.':>21}",
+               f"{'':26}{'':>10}{'S.D.':>11}{'P-Value':>11}{'Lower 2.5%':>12}"
+               f"{'Upper 2.5%':>11}"] if bayes else
+              [f"{'':26}{'Estimate':>10}{'S.E.':>11}{'Est./S.E.':>11}{'Two-Tailed':>11}",
+               f"{'':26}{'':>10}{'':>11}{'':>11}{'P-Value':>11}"])
+    return ["STANDARDIZED MODEL RESULTS", "", "STDYX Standardization (per level: each "
+            "level's model-implied variances;", "covariates by their sample variances; a "
+            "categorical variable by its latent response)", "", *header,
+            *results_by_level(table, row_text)]
+
+
 def _parameters(job: _Job, fit, hpd) -> list[dict]:
     bayes = job.estimator == "bayes"
     cinterval = "CINTERVAL" in job.output
     out = []
-    for level, section, lhs, rhs, row in _rows(fit):
+    for level, section, lhs, rhs, row in _rows(fit.summary()):
         item = {"level": level, "section": section, "lhs": lhs, "rhs": rhs,
                 "free": int(row.free), "estimate": row.estimate}
         if bayes:
@@ -789,6 +835,8 @@ def _results(job: _Job, fit, data, stats, hpd, converged: bool, interrupted: boo
     result["n_free_parameters"] = int(fit.partable.n_free)
     result["compile_seconds"] = fit.compile_seconds
     result["parameters"] = _parameters(job, fit, hpd)
+    if "STDYX" in job.output:
+        result["standardized"] = _standardized(job, fit.standardized())
     if job.estimator == "bayes":
         last = fit.psr_history[-1]
         opts = fit.options
@@ -921,6 +969,8 @@ def _report(job: _Job, fit, data, results: dict, stats, hpd, plot_pages) -> str:
         else:
             lines += by_heading.get("MODEL FIT INFORMATION", [])
         lines += ["", "MODEL RESULTS", ""] + by_heading.get("MODEL RESULTS", [])
+        if "STDYX" in job.output:
+            lines += ["", *_stdyx_lines(job, fit.standardized())]
         if "CINTERVAL" in job.output:
             lines += ["", *_interval_lines(job, fit, hpd)]
         if "PRIORS" in by_heading:
@@ -986,7 +1036,7 @@ def _interval_lines(job: _Job, fit, hpd) -> list[str]:
                  "", f"{'':30}{'Lower 2.5%':>12}{'Estimate':>12}{'Upper 2.5%':>12}"]
     current = None
     title = None
-    for level, section, lhs, rhs, row in _rows(fit):
+    for level, section, lhs, rhs, row in _rows(fit.summary()):
         if level != current:
             current, title = level, None
             lines += ["", "New/Additional Parameters" if level == "new" else

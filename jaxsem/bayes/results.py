@@ -99,6 +99,32 @@ class BayesFit:
             records.append(rec)
         return pd.DataFrame.from_records(records)
 
+    def standardized(self) -> pd.DataFrame:
+        """STDYX (jaxsem.standardize) of every ParTable row, computed per kept draw and
+        summarised like the unstandardized table."""
+        import jax  # noqa: PLC0415
+
+        from jaxsem.bayes.layout import build_layout  # noqa: PLC0415
+        from jaxsem.standardize import covariate_covariances, standardized_values  # noqa: PLC0415
+
+        spec = self.layout.spec
+        covariances = covariate_covariances(spec, build_layout(self.analysis)[1])
+        kept = self.kept
+        draws = np.asarray(jax.jit(jax.vmap(
+            lambda v: standardized_values(spec, v, covariances)))(
+            kept.reshape(-1, kept.shape[2]))).reshape(kept.shape[:2] + (-1,))
+        records = []
+        for k, r in enumerate(self.partable.rows):
+            rec = dict(block=r.block, lhs=r.lhs, op=r.op, rhs=r.rhs, kind=r.kind,
+                       free=r.free, random=r.random)
+            values = draws[:, :, k]
+            if np.ptp(values) > 0:
+                rec.update(_describe(values, self.options.point))
+            else:
+                rec.update(estimate=float(values.flat[0]))
+            records.append(rec)
+        return pd.DataFrame.from_records(records)
+
     def to_arviz(self):
         """ArviZ InferenceData of the kept draws, named by the ParTable."""
         posterior = {name: self.kept[:, :, k] for k, name in enumerate(self.names)}

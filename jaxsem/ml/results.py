@@ -180,6 +180,27 @@ class MLFit:
         se = np.sqrt(np.clip(np.einsum("dk,kl,dl->d", jac, self.covariance, jac), 0.0, None))
         return {d.name: (float(e), float(s)) for d, e, s in zip(definitions, estimate, se)}
 
+    def standardized(self) -> pd.DataFrame:
+        """STDYX estimates (jaxsem.standardize) of every ParTable row, with delta-method
+        standard errors from the same covariance as the unstandardized table."""
+        from jaxsem.bayes.layout import build_layout  # noqa: PLC0415
+        from jaxsem.standardize import covariate_covariances, standardized_values  # noqa: PLC0415
+
+        spec = self.layout.spec
+        covariances = covariate_covariances(spec, build_layout(self.analysis, "ML")[1])
+        x = jnp.asarray(self.x)
+        estimate = np.asarray(standardized_values(spec, x, covariances))
+        jac = np.asarray(jax.jacfwd(lambda v: standardized_values(spec, v, covariances))(x))
+        se = np.sqrt(np.clip(np.einsum("rk,kl,rl->r", jac, self.covariance, jac), 0.0, None))
+        records = []
+        for r, e, s_ in zip(self.partable.rows, estimate, se):
+            rec = dict(block=r.block, lhs=r.lhs, op=r.op, rhs=r.rhs, kind=r.kind,
+                       free=r.free, random=r.random, estimate=float(e))
+            has_se = r.free or bool(np.any(jac[len(records)] != 0))
+            rec.update(_wald(float(e), float(s_)) if has_se and s_ > 0 else {})
+            records.append(rec)
+        return pd.DataFrame.from_records(records)
+
     def summary(self) -> pd.DataFrame:
         """One row per ParTable row (estimate, se, est_se, two-tailed p_value), plus
         defined parameters (block "new")."""
