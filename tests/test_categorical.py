@@ -54,6 +54,17 @@ def test_threshold_terms_are_the_exact_gradient_and_hessian():
                                        prior_mean, prior_var)[0] == -jnp.inf
 
 
+def test_log_interval_is_precise_in_both_tails():
+    """log(Phi(b) - Phi(a)) against log_ndtr, the far tails (Mills ratio) included."""
+    from jax.scipy.special import log_ndtr
+    a = jnp.array([-0.3, 4.0, 9.0, -12.0, -45.0, -31.0, 30.5, -jnp.inf, 2.0])
+    b = jnp.array([0.8, 4.5, 40.0, -11.9, -44.0, -29.0, jnp.inf, -35.0, jnp.inf])
+    flip = (a + b) > 0
+    lo, hi = jnp.where(flip, -b, a), jnp.where(flip, -a, b)
+    expected = log_ndtr(hi) + jnp.log(-jnp.expm1(log_ndtr(lo) - log_ndtr(hi)))
+    np.testing.assert_allclose(categorical._log_interval(a, b), expected, rtol=1e-8)
+
+
 @pytest.mark.parametrize("lower, upper", [(-0.3, 0.8), (5.0, 6.0), (-np.inf, -7.0),
                                           (2.5, np.inf), (-np.inf, np.inf)])
 def test_truncated_normal_has_the_exact_moments(lower, upper):

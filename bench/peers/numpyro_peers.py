@@ -18,14 +18,30 @@ numpyro model; ``run_nuts`` fits one with NUTS and times it.
     model: within fw =~ y1 + y2 + y3, fw ~ x1 + x2 + x3; between fb =~ y1 + y2 + y3,
     fb ~ w1 + w2. 20 free parameters; x1-x3 enter with their observed (uncentred)
     values, w1 and w2 per cluster, both conditioned on (lavaan's fixed.x = TRUE).
+``ordinal_cfa_twolevel``
+    100 clusters x 20, four 4-category ordinal indicators u1-u4 (categories 0..3) of
+    latent responses u*; within factor fw (loadings 1, 0.8, 1.2, 0.9, variance 1,
+    residual variances fixed at 1: probit), between factor fb (loadings 1, 0.9, 1.1,
+    1.0, variance 0.3, residual variances 0.1), between means of u* fixed at 0;
+    thresholds (-1, 0, 1) for u1, (-0.8, 0.2, 1.2) for u2, (-1.2, -0.2, 0.8) for u3,
+    (-0.5, 0.5, 1.5) for u4. 24 free parameters (Mplus's default two-level CFA with
+    categorical indicators): 3 within loadings, fw variance, 3 between loadings, 12
+    thresholds, 4 between residual variances, fb variance.
 
-The two SEMs are fitted on their exact marginal likelihood (no latent draws; see
-``twolevel_normal_loglik``). Their priors: loadings, regressions and intercepts
-~ N(0, 10); variances (residual and factor) ~ HalfNormal(5) on the variance itself,
-close to flat where the data put them.
+The two normal SEMs are fitted on their exact marginal likelihood (no latent draws;
+see ``twolevel_normal_loglik``). ordinal_cfa_twolevel samples the factor scores,
+fw per observation and fb and the between residuals per cluster, non-centred
+(z ~ N(0, 1) scaled by the sd), with the latent responses integrated out by the
+ordered probit likelihood, P(u = k) = Phi(tau_{k+1} - eta) - Phi(tau_k - eta)
+(see ``log_interval_probability``). Priors of all three: loadings, regressions,
+intercepts and thresholds ~ N(0, 10); variances (residual and factor) ~
+HalfNormal(5) on the variance itself, close to flat where the data put them; each
+indicator's thresholds restricted to increasing order (the N(0, 10) density on the
+ordered region).
 
 Parameter names follow lavaan: "fw=~y2", "fw~x1", "fw~~fw" (variances, not sds);
-indicator rows carry their level, "within: y1~~y1", "between: y1~~y1", "between: y1~1".
+indicator rows carry their level, "within: y1~~y1", "between: y1~~y1", "between: y1~1";
+thresholds "u1|t1", "u1|t2", "u1|t3".
 
 Timing: the whole chain (numpyro's initialisation, then warmup and sampling as one
 ``lax.scan`` over its NUTS ``sample_kernel``) is one jitted function of (key, data),
@@ -34,8 +50,9 @@ Chains then run one after another through that compiled function
 (``sampling_seconds``: their execution, summed). NUTS settings are numpyro's
 defaults: diagonal mass matrix, target acceptance 0.8, maximum tree depth 10,
 initial values uniform(-2, 2) on the unconstrained scale, except factor loadings,
-which start in (0.5, 1.5) (see ``_start_range``), redrawn where not finite, as
-numpyro's ``MCMC`` does.
+which start in (0.5, 1.5), and ordinal_cfa_twolevel's factor scores and between
+residuals (non-centred), which start in (-0.1, 0.1) (see ``_start_range``), redrawn
+where not finite, as numpyro's ``MCMC`` does.
 
 Command line: ``python bench/peers/numpyro_peers.py [--quick]``.
 """
@@ -60,7 +77,8 @@ import numpyro  # noqa: E402
 import numpyro.distributions as dist  # noqa: E402
 import pandas as pd  # noqa: E402
 from jax.scipy.linalg import cho_solve  # noqa: E402
-from numpyro.distributions import biject_to  # noqa: E402
+from jax.scipy.special import log_ndtr  # noqa: E402
+from numpyro.distributions import biject_to, constraints  # noqa: E402
 from numpyro.infer.hmc import hmc  # noqa: E402
 from numpyro.infer.util import initialize_model  # noqa: E402
 
@@ -68,10 +86,12 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)  # arviz's notice of its refactor
     import arviz as az  # noqa: E402
 
-MODELS = ("random_slope", "cfa_twolevel", "demo_twolevel_sem")
+MODELS = ("random_slope", "cfa_twolevel", "demo_twolevel_sem", "ordinal_cfa_twolevel")
 
 DEMO_CSV = Path(__file__).resolve().parent / "data" / "Demo.twolevel.csv"
 INDICATORS = ("y1", "y2", "y3")
+ORDINAL_INDICATORS = ("u1", "u2", "u3", "u4")
+N_THRESHOLDS = 3  # 4 categories, 0..3
 
 RANDOM_SLOPE_TRUTH = {
     "b0": 2.0,
@@ -98,12 +118,45 @@ CFA_TRUTH = {
     "between: y3~~y3": 0.1,
     "fb~~fb": 0.3,
 }
+ORDINAL_CFA_TRUTH = {
+    "fw=~u2": 0.8,
+    "fw=~u3": 1.2,
+    "fw=~u4": 0.9,
+    "fw~~fw": 1.0,
+    "fb=~u2": 0.9,
+    "fb=~u3": 1.1,
+    "fb=~u4": 1.0,
+    "u1|t1": -1.0,
+    "u1|t2": 0.0,
+    "u1|t3": 1.0,
+    "u2|t1": -0.8,
+    "u2|t2": 0.2,
+    "u2|t3": 1.2,
+    "u3|t1": -1.2,
+    "u3|t2": -0.2,
+    "u3|t3": 0.8,
+    "u4|t1": -0.5,
+    "u4|t2": 0.5,
+    "u4|t3": 1.5,
+    "between: u1~~u1": 0.1,
+    "between: u2~~u2": 0.1,
+    "between: u3~~u3": 0.1,
+    "between: u4~~u4": 0.1,
+    "fb~~fb": 0.3,
+}
 # (within covariates, between covariates) of each SEM
 SEM_COVARIATES = {
     "cfa_twolevel": ((), ()),
     "demo_twolevel_sem": (("x1", "x2", "x3"), ("w1", "w2")),
 }
-DEFAULT_SIZES = {"random_slope": (200, 50), "cfa_twolevel": (100, 20)}
+# ordinal_cfa_twolevel's latent N(0, 1) sites: fw scores (N,), fb scores (J,), between
+# residuals (J, 4); see ``_start_range``
+SCORE_SITES = ("z_fw", "z_fb", "z_between_residual")
+DEFAULT_SIZES = {
+    "random_slope": (200, 50),
+    "cfa_twolevel": (100, 20),
+    "ordinal_cfa_twolevel": (100, 20),
+}
 
 
 def sem_parameter_names(name: str) -> tuple[str, ...]:
@@ -125,10 +178,30 @@ def sem_parameter_names(name: str) -> tuple[str, ...]:
     return tuple(within + between)
 
 
+def threshold_names(indicator: str) -> tuple[str, ...]:
+    """Names of the thresholds of ordinal ``indicator``, "u1|t1" ... in increasing order."""
+    return tuple(f"{indicator}|t{k + 1}" for k in range(N_THRESHOLDS))
+
+
+def ordinal_parameter_names() -> tuple[str, ...]:
+    """Free parameters of ordinal_cfa_twolevel: within block, then between (with thresholds)."""
+    rest = ORDINAL_INDICATORS[1:]
+    within = [f"fw=~{u}" for u in rest] + ["fw~~fw"]
+    between = (
+        [f"fb=~{u}" for u in rest]
+        + [t for u in ORDINAL_INDICATORS for t in threshold_names(u)]
+        + [f"between: {u}~~{u}" for u in ORDINAL_INDICATORS]
+        + ["fb~~fb"]
+    )
+    return tuple(within + between)
+
+
 def parameter_names(name: str) -> tuple[str, ...]:
     """Names of the parameters ``run_nuts`` returns draws of for model ``name``."""
     if name == "random_slope":
         return tuple(RANDOM_SLOPE_TRUTH)
+    if name == "ordinal_cfa_twolevel":
+        return ordinal_parameter_names()
     return sem_parameter_names(name)
 
 
@@ -145,11 +218,13 @@ def make_data(
     """Data of model ``name`` as numpy arrays, in long format.
 
     Keys: ``cluster`` (N,) integer codes 0..J-1; ``y`` (N,) for random_slope, else
-    (N, 3) for y1-y3; ``x`` (N,) for random_slope, (N, 3) x1-x3 for
+    (N, 3) for y1-y3; ``u`` (N, 4) integer categories 0..3 of u1-u4 (instead of y)
+    for ordinal_cfa_twolevel; ``x`` (N,) for random_slope, (N, 3) x1-x3 for
     demo_twolevel_sem; ``w`` (J, 2) w1, w2 for demo_twolevel_sem; ``truth`` (the
-    generating parameter values by name) for the simulated models. The sizes default
-    to the benchmark's; demo_twolevel_sem ignores ``seed`` and ``cluster_size`` and
-    keeps its first ``n_clusters`` clusters.
+    generating parameter values by name) for the simulated models. ``n_clusters``
+    clusters of ``cluster_size`` observations each, defaulting to the benchmark's
+    sizes; demo_twolevel_sem ignores ``seed`` and ``cluster_size`` and keeps its
+    first ``n_clusters`` clusters.
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; expected one of {MODELS}")
@@ -162,6 +237,8 @@ def make_data(
     cluster = np.repeat(np.arange(n_clusters), cluster_size)
     if name == "random_slope":
         return _random_slope_data(rng, cluster, n_clusters)
+    if name == "ordinal_cfa_twolevel":
+        return _ordinal_cfa_data(rng, cluster, n_clusters)
     return _cfa_data(rng, cluster, n_clusters)
 
 
@@ -196,6 +273,28 @@ def _cfa_data(rng: np.random.Generator, cluster: np.ndarray, n_clusters: int) ->
         + residual_w
     )
     return {"y": y, "cluster": cluster, "truth": dict(truth)}
+
+
+def _ordinal_cfa_data(rng: np.random.Generator, cluster: np.ndarray, n_clusters: int) -> dict:
+    truth = ORDINAL_CFA_TRUTH
+    rest = ORDINAL_INDICATORS[1:]
+    loadings_w = np.array([1.0] + [truth[f"fw=~{u}"] for u in rest])
+    loadings_b = np.array([1.0] + [truth[f"fb=~{u}"] for u in rest])
+    theta_b = np.array([truth[f"between: {u}~~{u}"] for u in ORDINAL_INDICATORS])
+    thresholds = np.array([[truth[t] for t in threshold_names(u)] for u in ORDINAL_INDICATORS])
+    n_obs, n_items = cluster.size, len(ORDINAL_INDICATORS)
+    factor_b = math.sqrt(truth["fb~~fb"]) * rng.standard_normal(n_clusters)
+    residual_b = np.sqrt(theta_b) * rng.standard_normal((n_clusters, n_items))
+    factor_w = math.sqrt(truth["fw~~fw"]) * rng.standard_normal(n_obs)
+    residual_w = rng.standard_normal((n_obs, n_items))  # variance 1: probit
+    latent = (
+        factor_b[cluster, None] * loadings_b
+        + residual_b[cluster]
+        + factor_w[:, None] * loadings_w
+        + residual_w
+    )
+    u = (latent[:, :, None] > thresholds).sum(axis=2)
+    return {"u": u, "cluster": cluster, "truth": dict(truth)}
 
 
 def _demo_data(n_clusters: int | None) -> dict:
@@ -384,11 +483,91 @@ def sem_model(name: str, stats: dict) -> None:
     numpyro.factor("loglik", twolevel_sem_loglik(name, params, stats))
 
 
+def log1mexp(x):
+    """log(1 - exp(x)) for x <= 0, accurate near 0 and far below it."""
+    return jnp.where(x > -math.log(2.0), jnp.log(-jnp.expm1(x)), jnp.log1p(-jnp.exp(x)))
+
+
+def log_interval_probability(lower, upper, lower_open, upper_open):
+    """log(Phi(upper) - Phi(lower)) for lower < upper, elementwise, stable in both tails.
+
+    ``lower_open`` marks lower = -inf and ``upper_open`` upper = +inf (the values of
+    lower / upper there are ignored, so gradients stay finite). An interval in the
+    upper tail (lower > 0) is flipped to (-upper, -lower), of the same probability;
+    then with a < b, log Phi(b) + log(1 - exp(log Phi(a) - log Phi(b))), where
+    log Phi(-inf) = -inf and log Phi(inf) = 0 are set, not computed.
+    """
+    flip = (lower > 0.0) & ~lower_open
+    a = jnp.where(flip, -upper, lower)
+    b = jnp.where(flip, -lower, upper)
+    a_open = jnp.where(flip, upper_open, lower_open)
+    b_open = jnp.where(flip, lower_open, upper_open)
+    log_a = jnp.where(a_open, -jnp.inf, log_ndtr(jnp.where(a_open, 0.0, a)))
+    log_b = jnp.where(b_open, 0.0, log_ndtr(jnp.where(b_open, 0.0, b)))
+    return log_b + log1mexp(log_a - log_b)
+
+
+def ordered_probit_loglik(u, eta, thresholds):
+    """Sum of log P(u) under P(u = k) = Phi(tau_{k+1} - eta) - Phi(tau_k - eta).
+
+    ``u`` (N, p) integer categories 0..K, ``eta`` (N, p) linear predictors of the
+    latent responses (residual variance 1), ``thresholds`` (p, K) increasing along
+    the last axis; tau_0 = -inf, tau_{K+1} = +inf.
+    """
+    n_thresholds = thresholds.shape[-1]
+    # tau_1 .. tau_K padded at both ends by placeholders for the open ends
+    padded = jnp.concatenate([thresholds[:, :1], thresholds, thresholds[:, -1:]], axis=1)
+    columns = jnp.arange(thresholds.shape[0])
+    lower = padded[columns, u] - eta
+    upper = padded[columns, u + 1] - eta
+    return log_interval_probability(lower, upper, u == 0, u == n_thresholds).sum()
+
+
+def ordinal_cfa_model(n_clusters: int, data: dict) -> None:
+    """Two-level ordinal probit CFA with non-centred factor scores and between residuals.
+
+    ``data``: ``u`` (N, 4) categories 0..3, ``cluster`` (N,) codes 0..J-1. Each
+    indicator's thresholds are one ordered (3,) site, ``"u1|t"``, with the N(0, 10)
+    density added as a factor; "u1|t1" ... are deterministic sites.
+    """
+    rest = ORDINAL_INDICATORS[1:]
+    params = {
+        p: numpyro.sample(p, _sem_prior(p))
+        for p in ordinal_parameter_names()
+        if "|" not in p
+    }
+    thresholds = []
+    for u in ORDINAL_INDICATORS:
+        tau = numpyro.sample(
+            f"{u}|t",
+            dist.ImproperUniform(constraints.ordered_vector, (), event_shape=(N_THRESHOLDS,)),
+        )
+        numpyro.factor(f"{u}|t prior", dist.Normal(0.0, 10.0).log_prob(tau).sum())
+        for name, value in zip(threshold_names(u), tau):
+            numpyro.deterministic(name, value)
+        thresholds.append(tau)
+    loadings_w = jnp.stack([jnp.ones(())] + [params[f"fw=~{u}"] for u in rest])
+    loadings_b = jnp.stack([jnp.ones(())] + [params[f"fb=~{u}"] for u in rest])
+    sd_residual_b = jnp.sqrt(jnp.stack([params[f"between: {u}~~{u}"] for u in ORDINAL_INDICATORS]))
+    n_obs, n_items = data["u"].shape
+    z_w = numpyro.sample("z_fw", dist.Normal(jnp.zeros(n_obs), 1.0).to_event(1))
+    z_b = numpyro.sample("z_fb", dist.Normal(jnp.zeros(n_clusters), 1.0).to_event(1))
+    z_e = numpyro.sample(
+        "z_between_residual", dist.Normal(jnp.zeros((n_clusters, n_items)), 1.0).to_event(2)
+    )
+    between = (jnp.sqrt(params["fb~~fb"]) * z_b)[:, None] * loadings_b + z_e * sd_residual_b
+    eta = (jnp.sqrt(params["fw~~fw"]) * z_w)[:, None] * loadings_w + between[data["cluster"]]
+    numpyro.factor("loglik", ordered_probit_loglik(data["u"], eta, jnp.stack(thresholds)))
+
+
 def model_inputs(name: str, data: dict):
     """(numpyro model of one argument, that argument as jax arrays) for model ``name``."""
     if name == "random_slope":
         inputs = {"y": data["y"], "x": data["x"], "cluster": data["cluster"].astype(np.int32)}
         model = partial(random_slope_model, int(data["cluster"].max()) + 1)
+    elif name == "ordinal_cfa_twolevel":
+        inputs = {"u": data["u"].astype(np.int32), "cluster": data["cluster"].astype(np.int32)}
+        model = partial(ordinal_cfa_model, int(data["cluster"].max()) + 1)
     else:
         inputs = sem_stats(name, data)
         model = partial(sem_model, name)
@@ -417,8 +596,14 @@ def _start_range(site: str) -> tuple[float, float]:
     numpyro's default (-2, 2), except factor loadings, which start in (0.5, 1.5):
     positive, like lavaan's and Mplus's starting values. A negative start can leave a
     chain in the poorer local mode where a factor variance goes to 0 and its free
-    loadings to large negative values (seen on Demo.twolevel).
+    loadings to large negative values (seen on Demo.twolevel). And the standardised
+    factor scores and between residuals of ordinal_cfa_twolevel (``SCORE_SITES``),
+    which start in (-0.1, 0.1), near their prior mean 0, like Mplus's and lavaan's
+    zero starts: from random scores (uniform(-2, 2)) most chains fell into that poorer
+    mode at both levels (factor variances near 0.001, loadings near -20).
     """
+    if site in SCORE_SITES:
+        return (-0.1, 0.1)
     return (0.5, 1.5) if "=~" in site else (-2.0, 2.0)
 
 
@@ -515,7 +700,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in MODELS:
         fit = run_nuts(name, make_data(name), chains=chains, warmup=warmup, samples=samples)
         print(
-            f"{name:18s} compile {fit['compile_seconds']:6.1f} s"
+            f"{name:20s} compile {fit['compile_seconds']:6.1f} s"
             f"  sampling {fit['sampling_seconds']:7.1f} s"
             f"  min bulk ESS {fit['min_bulk_ess']:7.0f} ({fit['min_ess_param']})"
             f"  ESS/s {fit['ess_per_second']:7.2f}"

@@ -133,15 +133,19 @@ def _log_interval(a: jax.Array, b: jax.Array) -> jax.Array:
     (beyond -30 sd, where Phi underflows, from the Mills-ratio asymptote)."""
     flip = (a + b) > 0
     lo, hi = jnp.where(flip, -b, a), jnp.where(flip, -a, b)
-    direct = jnp.log(_phi(hi) - _phi(lo))
-    log_hi, log_lo = _log_phi_tail(hi), _log_phi_tail(lo)
+    far = hi < -30.0
+    # each branch sees harmless inputs where it is not used (finite values and gradients)
+    direct = jnp.log(_phi(jnp.where(far, 0.0, hi)) - _phi(jnp.where(far, -1.0, lo)))
+    log_hi = _log_phi_tail(jnp.where(far, hi, -40.0))
+    log_lo = _log_phi_tail(jnp.where(far, lo, -41.0))
     tail = log_hi + jnp.log(-jnp.expm1(log_lo - log_hi))
-    return jnp.where(hi < -30.0, tail, direct)
+    return jnp.where(far, tail, direct)
 
 
 def _log_phi_tail(x: jax.Array) -> jax.Array:
-    """log Phi(x) for x far below 0 (first term of the Mills-ratio expansion)."""
-    return -0.5 * x * x - jnp.log(-x) - LOG_SQRT_2PI
+    """log Phi(x) for x below -30 (Mills-ratio expansion to x^-4; error below 1e-8)."""
+    inv2 = 1.0 / (x * x)
+    return -0.5 * x * x - jnp.log(-x) - LOG_SQRT_2PI + jnp.log1p(-inv2 + 3.0 * inv2 * inv2)
 
 
 def truncated_normal(mu: jax.Array, s, lower: jax.Array, upper: jax.Array,
