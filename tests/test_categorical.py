@@ -257,12 +257,12 @@ def test_missing_covariate_brought_into_the_model_is_imputed():
     posterior medians agree with ML's FIML estimates (same model) within 0.2 posterior
     SD. Probit outcome: the truth lies within 3 posterior SDs."""
     rng = np.random.default_rng(7)
-    n = 3000
+    n = 2000
     x1, x2 = rng.normal(1.0, 1.0, n), rng.normal(size=n)
     latent = 0.5 * x1 - 0.3 * x2 + rng.normal(size=n)
     frame = pd.DataFrame(dict(y=latent, u=(latent > 0.2).astype(int), x1=x1, x2=x2))
     frame.loc[rng.random(n) < 0.3, "x1"] = np.nan
-    opts = dict(estimator="bayes", fbiterations=2000, chains=2, bseed=1, progress=False)
+    opts = dict(estimator="bayes", fbiterations=1500, chains=2, bseed=1, progress=False)
     model = jaxsem.Model("y ~ x1 + x2\nx1 ~~ x1")
     bayes, ml = model.fit(frame, **opts), model.fit(frame, estimator="ml")
     assert bayes.layout.has_missing and "x1" in bayes.layout.within_observed
@@ -301,7 +301,7 @@ def test_two_level_binary_outcome_recovers_the_truth(syntax, slope_sd, truth):
     """A binary outcome with a random slope, and a binary mediator (its latent response
     predicts y2): every parameter within 3 posterior SDs of the truth."""
     fit = jaxsem.Model.from_mplus(syntax, within=["x"], categorical=["u"], clusters=["c"]).fit(
-        _two_level_binary(11, slope_sd), fbiterations=3000, chains=2, bseed=1, progress=False)
+        _two_level_binary(11, slope_sd), fbiterations=2000, chains=2, bseed=1, progress=False)
     table = fit.summary()
     assert sorted(fit.names) == sorted(truth)
     for k, name in enumerate(fit.names):
