@@ -378,14 +378,15 @@ def _explicitly_free(info: BlockInfo, k: tuple) -> bool:
 
 def variances(ctx: ModelContext, info: BlockInfo) -> None:
     """Both dialects: (residual) variances of modelled continuous variables and of latent
-    variables are free; the within-level residual variance of a categorical variable's
-    latent response is fixed at 1 (probit, Mplus theta-free delta convention)."""
+    variables are free; the residual variance of a categorical variable's latent response
+    is fixed at 1 at its lowest level (within; between for a between-only variable:
+    probit, as Mplus)."""
     for v in info.modelled():
         k = key_of(v, "~~", v)
         if k in info.rows:
             continue
         kind = "residual_variance" if v in info.dependent else "variance"
-        if v in ctx.categorical and info.level == 1:
+        if v in ctx.categorical and info.level == min(ctx.variable_levels.get(v, {1})):
             info.rows[k] = ParRow(v, "~~", v, info.name, info.level, kind, free=0,
                                   value=1.0, origin="default:categorical_residual_variance")
         else:

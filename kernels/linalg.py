@@ -20,6 +20,8 @@ def cholesky(a: jax.Array) -> jax.Array:
     d = a.shape[-1]
     if d > SMALL:
         return jnp.linalg.cholesky(a)
+    if d == 0:
+        return a
     chol = [[None] * d for _ in range(d)]
     for i in range(d):
         for j in range(i + 1):

@@ -223,14 +223,13 @@ def test_report_arviz_and_defined_parameters():
 
 
 def test_unsupported_models_are_refused_before_sampling():
-    frame = pd.DataFrame({"u": np.repeat([0, 1], 10), "x": np.arange(20.0),
+    frame = pd.DataFrame({"y": np.arange(20.0) % 3, "w": np.repeat([0.5, 1.0, np.nan, 2.0], 5),
                           "c": np.repeat(range(4), 5)})
-    model = jaxsem.Model.from_mplus("%WITHIN%\n x;\n %BETWEEN%\n u ON x;", between=["u"],
-                                    categorical=["u"], clusters=["c"])
-    with pytest.raises(ModelError, match="categorical.*not supported by the Bayes estimator"):
+    model = jaxsem.Model.from_mplus("%BETWEEN%\n y ON w;", between=["w"], clusters=["c"])
+    with pytest.raises(ModelError, match="between-level covariate.*not supported by the Bayes"):
         model.fit(frame, **QUIET)
     with pytest.raises(ModelError, match="unknown option"):
-        jaxsem.Model.from_mplus("y ON x;").fit(frame.rename(columns={"u": "y"}), chainz=2)
+        jaxsem.Model.from_mplus("y ON w;").fit(frame, chainz=2)
 
 
 def test_more_random_effects_than_clusters_is_refused():

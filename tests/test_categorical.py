@@ -195,6 +195,7 @@ def test_missing_categories_are_imputed_without_changing_the_posterior():
     ("u ~ x1\nu ~~ u", "residual variance of categorical 'u' is free"),
     ("u ~ x1\nu ~ 1", "free intercept and free thresholds"),
     ("u ~ x1 + x2", "'x2' is CATEGORICAL but only predicts"),
+    ("u ~ x1\nu ~ 1\nu | 0*t1\nu ~~ 0*u", r"residual variance fixed at 0 \(u\)"),
 ])
 def test_unidentified_categorical_models_are_refused(syntax, message):
     frame = _probit_frame()
@@ -204,16 +205,45 @@ def test_unidentified_categorical_models_are_refused(syntax, message):
         model.fit(frame, estimator="bayes", fbiterations=100, progress=False)
 
 
-def test_between_level_categorical_is_refused_with_a_message():
-    rng = np.random.default_rng(5)
-    cluster = np.repeat(np.arange(30), 10)
-    frame = pd.DataFrame(dict(y=rng.normal(size=300), x=rng.normal(size=300),
-                              b=(rng.random(30) < 0.5).astype(int)[cluster], cluster=cluster))
-    model = jaxsem.Model("%WITHIN%\ny ON x;\n%BETWEEN%\nb ON y;", between=["b"],
-                         categorical=["b"], within=["x"])
-    with pytest.raises(ModelError, match="categorical between-level variable"):
-        model.fit(frame, cluster="cluster", estimator="bayes", fbiterations=100,
-                  progress=False)
+def _between_binary(seed: int) -> pd.DataFrame:
+    """300 clusters x 10: y = u_j + e (u_j mean 0.3, variance 0.3); a between-only binary
+    b = [0.6 w + 0.5 (u_j - 0.3) + e_b > 0.2] (threshold 0.35 on b* = 0.6 w + 0.5 u_j)."""
+    rng = np.random.default_rng(seed)
+    cluster = np.repeat(np.arange(300), 10)
+    w = rng.normal(size=300)
+    u = 0.3 + rng.normal(0, np.sqrt(0.3), 300)
+    b = (0.6 * w + 0.5 * (u - 0.3) + rng.normal(size=300) > 0.2).astype(int)
+    return pd.DataFrame(dict(y=u[cluster] + rng.normal(size=3000), b=b[cluster],
+                             w=w[cluster], c=cluster))
+
+
+def test_between_only_categorical_is_the_single_level_model_of_the_clusters():
+    """A between-only binary regressed on a between covariate is a single-level probit
+    of the cluster-level data: the between path (latent responses from the between
+    density) gives the draws of the within path (from the within precision) to 1e-6."""
+    frame = _between_binary(5)
+    opts = dict(fbiterations=1000, chains=2, bseed=4, progress=False)
+    between = jaxsem.Model.from_mplus("%BETWEEN%\n b ON w;", between=["b", "w"],
+                                      categorical=["b"], clusters=["c"]).fit(frame, **opts)
+    single = jaxsem.Model("b ~ w", categorical=["b"]).fit(
+        frame.groupby("c").first().reset_index(), estimator="bayes", **opts)
+    assert between.schedule.between_categorical and single.schedule.categorical
+    np.testing.assert_allclose(between.draws, single.draws, rtol=1e-6, atol=1e-9)
+
+
+def test_between_only_categorical_outcome_recovers_the_truth():
+    """The binary between-only outcome regressed on a between covariate and on the
+    between part of a within variable: every parameter within 3 posterior SDs."""
+    fit = jaxsem.Model.from_mplus("%WITHIN%\n y;\n %BETWEEN%\n b ON w y;",
+                                  between=["b", "w"], categorical=["b"], clusters=["c"]).fit(
+        _between_binary(5), fbiterations=2000, chains=2, bseed=1, progress=False)
+    truth = {"within: y~~y": 1.0, "between: b~w": 0.6, "between: b~y": 0.5,
+             "between: y~~y": 0.3, "between: y~1": 0.3, "between: b|t1": 0.35}
+    table = fit.summary()
+    assert sorted(fit.names) == sorted(truth)
+    for k, name in enumerate(fit.names):
+        row = table.loc[table.free == k + 1].iloc[0]
+        assert abs(row.estimate - truth[name]) < 3 * row.posterior_sd, name
 
 
 def test_ml_refuses_categorical_outcomes():

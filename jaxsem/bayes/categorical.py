@@ -66,14 +66,17 @@ class CategoricalColumn:
         return self.n_categories - 1
 
 
-def find_columns(layout: Layout, rows_of: dict[int, list]) -> tuple[CategoricalColumn, ...]:
-    """The categorical columns of the layout, with their identification checked."""
+def find_columns(layout: Layout, rows_of: dict[int, list], between: bool = False
+                 ) -> tuple[CategoricalColumn, ...]:
+    """The categorical columns of the layout (``between``: the between-only variables,
+    ``column`` then indexing ``layout.known``), with their identification checked."""
     spec, table = layout.spec, layout.spec.partable
     out = []
-    for column in layout.categorical:
-        name = layout.within_observed[column]
+    for column in (layout.between_categorical if between else layout.categorical):
+        name = (layout.between[layout.known[column]] if between
+                else layout.within_observed[column])
         rows = [r for r in table.rows if r.lhs == name]
-        _check_identified(name, rows)
+        _check_identified(name, rows, level=2 if between else 1)
         thresholds = sorted((r for r in rows if r.op == "|"), key=lambda r: int(r.rhs[1:]))
         n_categories = len(thresholds) + 1
         block = next(i for i, b in enumerate(spec.blocks) if b.name == thresholds[0].block)
@@ -92,7 +95,8 @@ def find_columns(layout: Layout, rows_of: dict[int, list]) -> tuple[CategoricalC
             if r.free and prior.family != "normal":
                 raise ModelError(f"the prior of threshold {name}${r.rhs[1:]} is {prior}; "
                                  "thresholds take normal priors")
-        between_index = next((k for i, k in layout.parts if i == column), None)
+        between_index = None if between else next(
+            (k for i, k in layout.parts if i == column), None)
         shift = (layout.stochastic.index(between_index)
                  if free and between_index in layout.stochastic else -1)
         out.append(CategoricalColumn(
@@ -102,14 +106,16 @@ def find_columns(layout: Layout, rows_of: dict[int, list]) -> tuple[CategoricalC
     return tuple(out)
 
 
-def _check_identified(name: str, rows) -> None:
-    """Probit identification: the within residual variance of y* is fixed, and a free
-    mean or intercept of y* goes with fixed thresholds (Mplus's alternative form)."""
+def _check_identified(name: str, rows, level: int) -> None:
+    """Probit identification: the residual variance of y* at its lowest level is fixed,
+    and a free mean or intercept of y* goes with fixed thresholds (Mplus's alternative
+    form)."""
     for r in rows:
-        if r.op == "~~" and r.rhs == name and r.level == 1 and (r.free or r.value <= 0):
+        if r.op == "~~" and r.rhs == name and r.level == level and (r.free or r.value <= 0):
             what = "free" if r.free else f"fixed at {r.value:g}"
+            where = "within-level" if level == 1 else "between-level"
             raise ModelError(
-                f"the within-level residual variance of categorical '{name}' is {what}: "
+                f"the {where} residual variance of categorical '{name}' is {what}: "
                 "its scale is then not identified (probit). Leave it at its default, "
                 "fixed at 1")
     location = [r for r in rows if r.op == "~1" and r.free]
@@ -172,8 +178,8 @@ def _bounds(tau: jax.Array, codes: jax.Array) -> tuple[jax.Array, jax.Array]:
 def threshold_terms(tau: jax.Array, active: jax.Array, mu: jax.Array, s, codes: jax.Array,
                     prior_mean: jax.Array, prior_var: jax.Array):
     """Log posterior (up to a constant), gradient (T,) and negative Hessian (T, T) of a
-    column's thresholds tau (T,) given the conditional means mu (N,) and sd s of its
-    latent responses, y* integrated out. Entries where ``active`` is False are padding
+    column's thresholds tau (T,) given the conditional means mu (N,) and sds s (scalar
+    or (N,)) of its latent responses, y* integrated out. Entries where ``active`` is False are padding
     (the column has fewer thresholds): gradient 0, unit curvature. -inf log posterior
     when the thresholds are not increasing."""
     width = tau.shape[0]
@@ -189,7 +195,7 @@ def threshold_terms(tau: jax.Array, active: jax.Array, mu: jax.Array, s, codes: 
     on_upper = jax.nn.one_hot(k, width)          # row's upper cut is threshold k
     on_lower = jax.nn.one_hot(k - 1, width)      # row's lower cut is threshold k - 1
     deviation = jnp.where(active, tau - prior_mean, 0.0)
-    grad = (on_upper.T @ r_b - on_lower.T @ r_a) / s - deviation / prior_var
+    grad = on_upper.T @ (r_b / s) - on_lower.T @ (r_a / s) - deviation / prior_var
     curv_upper = (b0 * r_b + r_b * r_b) / s ** 2
     curv_lower = (-a0 * r_a + r_a * r_a) / s ** 2
     diag = on_upper.T @ curv_upper + on_lower.T @ curv_lower + 1.0 / prior_var
@@ -297,6 +303,39 @@ def update(columns: tuple[CategoricalColumn, ...], layout: Layout, x, between, y
             y = y.at[:, col.column].add(d[k])
             x = x.at[np.asarray(col.free)].add(d[k])
     return x, between, y
+
+
+def update_between(columns: tuple[CategoricalColumn, ...], layout: Layout, x, between,
+                   known, arrays, noise):
+    """Steps 1-2 for categorical between-only variables, whose latent responses are
+    columns of ``known`` (J, |K|): per cluster, b*_j | the cluster's other between values
+    is Gaussian (its between density is quadratic in b*_j: values at 0 and +-1 give it).
+    ``noise``: "latent" (J, n_columns), "steps" (n_columns, T + 1). Returns (x, known)."""
+    mats = layout.spec.unpack(x)
+    prep = density.prepare(layout, mats)
+    for i, col in enumerate(columns):
+        def per_cluster(value):
+            values = known.at[:, col.column].set(value)
+            zb = density.assemble_all(layout, prep, between, dict(arrays, known=values))
+            return jax.vmap(lambda z, w: density.between_cluster_logdensity(
+                layout, prep, z, w))(zb, arrays["w"])
+
+        ones = jnp.ones(layout.n_clusters)
+        f_zero, f_plus, f_minus = per_cluster(0 * ones), per_cluster(ones), per_cluster(-ones)
+        precision = 2.0 * f_zero - f_plus - f_minus
+        mu, s = (f_plus - f_minus) / (2.0 * precision), 1.0 / jnp.sqrt(precision)
+        tau = mats[col.tau_block]["tau"][col.tau_row, :col.n_thresholds]
+        codes = arrays["between_codes"][:, i]
+        if col.free:
+            steps = noise["steps"][i]
+            tau = threshold_step(tau, jnp.ones(col.n_thresholds, dtype=bool), mu, s, codes,
+                                 jnp.asarray(col.prior_mean), jnp.asarray(col.prior_var),
+                                 steps[:col.n_thresholds], steps[-1])
+            x = x.at[np.asarray(col.free)].set(tau)
+        lower, upper = _bounds(tau, codes)
+        known = known.at[:, col.column].set(
+            truncated_normal(mu, s, lower, upper, noise["latent"][:, i]))
+    return x, known
 
 
 def _draw_shift(shifted: list[CategoricalColumn], layout: Layout, prep: density.Prepared,

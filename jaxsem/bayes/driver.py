@@ -202,9 +202,13 @@ def default_starts(layout: Layout, arrays) -> np.ndarray:
                 x[k] = 0.05
         elif row.kind in ("intercept", "mean") and row.lhs in layout.within_observed:
             x[k] = grand[layout.within_observed.index(row.lhs)]
-        elif row.kind == "threshold" and row.lhs in layout.within_observed:
-            column = layout.categorical.index(layout.within_observed.index(row.lhs))
-            codes = arrays["codes"][:, column]
+        elif row.kind == "threshold":
+            if row.lhs in layout.within_observed:
+                column = layout.categorical.index(layout.within_observed.index(row.lhs))
+                codes = arrays["codes"][:, column]
+            else:
+                known = layout.known.index(layout.between.index(row.lhs))
+                codes = arrays["between_codes"][:, layout.between_categorical.index(known)]
             x[k] = start_thresholds(codes, int(codes.max()) + 1)[int(row.rhs[1:]) - 1]
     return x
 

@@ -3,7 +3,8 @@
 A sweep is an ordered chain of blocks, each a pure function of (key, state):
 
 0. categorical outcomes (if any, bayes.categorical): thresholds with the latent
-   responses integrated out, latent responses, a location shift;
+   responses integrated out, latent responses, a location shift (between-only
+   categorical variables first: their latent responses are the ``known`` columns);
 1. missing outcomes (if any): drawn from their within-level conditional, then the
    per-cluster moment matrices are recomputed;
 2. between state: per cluster an exact Gaussian draw (quadratic log density, derived by
@@ -68,6 +69,7 @@ class Schedule:
     priors: tuple[tuple[int, Prior], ...]   # log-prior terms outside covariance blocks
     factor_levels: tuple[factor.FactorLevel, ...] = ()
     categorical: tuple[categorical.CategoricalColumn, ...] = ()
+    between_categorical: tuple[categorical.CategoricalColumn, ...] = ()
 
     def describe(self, names: list[str]) -> list[str]:
         """One line per block, for the report."""
@@ -87,6 +89,11 @@ class Schedule:
             lines.append("thresholds (Metropolis-Hastings, latent responses integrated out, "
                          "Laplace proposal; location shift with the random intercepts): "
                          + ", ".join(names[k] for k in thresholds))
+        thresholds = [k for col in self.between_categorical for k in col.free]
+        if thresholds:
+            lines.append("between-level thresholds (Metropolis-Hastings, latent responses "
+                         "integrated out, Laplace proposal): "
+                         + ", ".join(names[k] for k in thresholds))
         if self.nuts:
             lines.append("NUTS (adapted in warm-up): " + ", ".join(names[k] for k in self.nuts))
         return lines
@@ -105,8 +112,9 @@ def build_schedule(layout: Layout) -> Schedule:
     innovation_vars = {layout.between[k] for k in layout.innovations}
     factor_levels = factor.find_factor_levels(layout, rows_of)
     columns = categorical.find_columns(layout, rows_of)
+    between_columns = categorical.find_columns(layout, rows_of, between=True)
     in_factor_levels = ({k for level in factor_levels for k in level.indices}
-                        | {k for col in columns for k in col.free})
+                        | {k for col in columns + between_columns for k in col.free})
 
     def coefficient_ok(row) -> bool:
         if row.kind not in COEFFICIENT_KINDS:
@@ -146,7 +154,7 @@ def build_schedule(layout: Layout) -> Schedule:
                              "covariances; other uses are not supported yet")
         priors.append((k, prior))
     return Schedule(coefficients, tuple(blocks), nuts, log_scale, tuple(priors), factor_levels,
-                    columns)
+                    columns, between_columns)
 
 
 def _acyclic(table, block: str) -> bool:
@@ -246,13 +254,15 @@ class ChainState(NamedTuple):
     """One chain. x (n_free,); between (J, nS); y (N, p) outcomes with missing values
     and latent responses filled by the last draw ((0, p) when there are none); adaptation: NUTS tuning;
     iteration: () sweeps done; proposals: the independence proposals of the factor
-    levels (factor.Proposal, one per level)."""
+    levels (factor.Proposal, one per level); known: (J, |K|) between-only data whose
+    categorical columns hold latent responses (None when there are none)."""
     x: jax.Array
     between: jax.Array
     y: jax.Array
     adaptation: hmc.AdaptationState
     iteration: jax.Array
     proposals: tuple = ()
+    known: jax.Array | None = None
 
 
 def log_prior(schedule: Schedule, x: jax.Array) -> jax.Array:
@@ -284,6 +294,12 @@ def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
         """One sweep; ``noise`` holds this sweep's standard variates (draw_noise)."""
         x, between, y = state.x, state.between, state.y
         proposals = list(state.proposals)
+        known = state.known
+        if schedule.between_categorical:
+            x, known = categorical.update_between(schedule.between_categorical, layout, x,
+                                                  between, known, arrays,
+                                                  noise["between_categorical"])
+            arrays = dict(arrays, known=known)
         if schedule.categorical:
             x, between, y = categorical.update(schedule.categorical, layout, x, between, y,
                                                arrays, noise["categorical"])
@@ -365,7 +381,7 @@ def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
             x = to_x(u)
             accept = info.acceptance_rate
         return ChainState(x, between, y, adaptation, state.iteration + 1,
-                          tuple(proposals)), accept
+                          tuple(proposals), known), accept
 
     return sweep
 
@@ -402,6 +418,11 @@ def draw_noise(layout: Layout, schedule: Schedule, key, n_sweeps: int, n_obs: in
             noise["categorical"] = {"latent": normal((n_obs, len(cats))),
                                     "steps": normal((len(cats), width)),
                                     "shift": normal((sum(col.shift >= 0 for col in cats),))}
+        if schedule.between_categorical:
+            cats = schedule.between_categorical
+            width = max(col.n_thresholds for col in cats) + 1
+            noise["between_categorical"] = {"latent": normal((layout.n_clusters, len(cats))),
+                                            "steps": normal((len(cats), width))}
         noise["covariances"] = tuple(
             (columns[i], normal((len(block.members),) * 2))
             for i, block in enumerate(schedule.covariance_blocks))
@@ -486,7 +507,9 @@ def initial_state(layout: Layout, schedule: Schedule, x0: np.ndarray, arrays) ->
             if k in layout.stochastic:
                 between[:, layout.stochastic.index(k)] = means[:, i]
     y = arrays["y"] if layout.augmented else np.zeros((0, layout.p))  # only augmentation needs it
+    known = jnp.asarray(arrays["known"]) if schedule.between_categorical else None
     return ChainState(jnp.asarray(x0), jnp.asarray(between), jnp.asarray(y),
                       hmc.init_adaptation(len(schedule.nuts)), jnp.asarray(0),
-                      tuple(factor.init_proposal(level) for level in schedule.factor_levels))
+                      tuple(factor.init_proposal(level) for level in schedule.factor_levels),
+                      known)
 

@@ -53,7 +53,9 @@ class Layout:
     between index) cells of the within gamma matrix replaced per cluster.
     ``collapsed``: between factors integrated out (see the invariants above).
     ``n_clusters``: J (1 for a single-level model). ``categorical``: indices into
-    ``within_observed`` of categorical variables (their y columns are latent responses).
+    ``within_observed`` of categorical variables (their y columns are latent responses);
+    ``between_categorical``: positions in ``known`` of categorical between-only
+    variables (their values are latent responses, drawn every sweep).
     """
     spec: ModelSpec
     within_observed: tuple[str, ...]
@@ -70,6 +72,7 @@ class Layout:
     has_missing: bool
     has_within_latent: bool
     categorical: tuple[int, ...] = ()
+    between_categorical: tuple[int, ...] = ()
 
     @property
     def augmented(self) -> bool:
@@ -109,6 +112,7 @@ def build_layout(analysis: Analysis, estimator: str = "Bayes"
     Arrays: ``y`` (N, p) with 0 where missing (categorical columns: starting latent
     responses, normal scores of the categories), ``observed`` (N, p) bool (True on
     categorical columns), ``codes`` (N, n_categorical) categories, -1 where missing,
+    ``between_codes`` (J, n_between_categorical) likewise for between-only variables,
     ``c`` (N, q),
     ``cluster`` (N,) int32, ``moments`` (J, m, m) and ``factors`` (J, m, m) with
     F F' = M, ``n`` (J,), ``w`` (J, q_b),
@@ -168,6 +172,8 @@ def build_layout(analysis: Analysis, estimator: str = "Bayes"
     stochastic, known, deterministic, parts = [], [], [], []
     w = np.zeros((n_clusters, 0))
     known_values = np.zeros((n_clusters, 0))
+    between_categorical: list[int] = []
+    between_codes = np.zeros((n_clusters, 0))
     if between is not None:
         psi_fixed_zero = _fixed_zero_variances(spec, 1)
         for k, v in enumerate(between.variables):
@@ -187,6 +193,11 @@ def build_layout(analysis: Analysis, estimator: str = "Bayes"
         if known:
             known_values = np.stack([_per_cluster(data, between.variables[k], cluster_of,
                                                   n_clusters) for k in known], axis=1)
+            between_categorical = [i for i, k in enumerate(known)
+                                   if between.variables[k] in analysis.partable.categorical]
+            between_codes = np.where(np.isnan(known_values[:, between_categorical]), -1.0,
+                                     known_values[:, between_categorical])
+            known_values[:, between_categorical] = _normal_scores(between_codes)
             if np.isnan(known_values).any():
                 raise _not_supported("missing values on a between-level outcome", estimator)
     sources = {k for _, _, k in random_slopes}
@@ -207,32 +218,29 @@ def build_layout(analysis: Analysis, estimator: str = "Bayes"
                     tuple(between.covariates) if between else (), tuple(stochastic),
                     tuple(known), tuple(deterministic), tuple(parts), tuple(random_slopes),
                     tuple(collapsed), n_clusters, bool((~observed).any()), has_within_latent,
-                    tuple(categorical))
+                    tuple(categorical), tuple(between_categorical))
     y0 = np.where(observed, y, 0.0)
     moments = cluster_moments(y0, c, cluster, n_clusters)
     values, vectors = np.linalg.eigh(moments)
     factors = vectors * np.sqrt(np.clip(values, 0.0, None))[:, None, :]
     arrays = dict(y=y0, observed=observed, c=c, cluster=cluster.astype(np.int32),
                   moments=moments, factors=factors, n=counts.astype(float), w=w,
-                  known=known_values, codes=codes)
+                  known=known_values, codes=codes, between_codes=between_codes)
     return layout, arrays
 
 
 def _categorical_columns(analysis: Analysis) -> list[int]:
     """Indices into the within observed parts of the categorical variables; refuses
-    categorical variables the sampler cannot give a latent response."""
+    categorical variables used only as predictors."""
     spec = analysis.spec
     within = spec.blocks[0]
     names = set(analysis.partable.categorical)
-    for v in sorted(names & set(within.covariates)):
+    for v in sorted(names & {c for block in spec.blocks for c in block.covariates}):
         raise ModelError(
             f"'{v}' is CATEGORICAL but only predicts other variables; Mplus's CATEGORICAL "
             "is for dependent variables. Remove it from CATEGORICAL (a binary predictor "
             "enters as a 0/1 covariate; code an ordinal one as dummy variables), or model "
             "it as an outcome")
-    for block in spec.blocks[1:]:
-        for v in sorted(names & (set(block.observed) - set(within.observed))):
-            raise _not_supported(f"a categorical between-level variable ('{v}')")
     return [within.observed.index(v) for v in within.observed if v in names]
 
 
