@@ -7,7 +7,7 @@ This is what ``jaxsem run FILE`` does (jaxsem/cli.py):
 
 1. read the input (:func:`jaxsem.inp.read_inp`, or :func:`read_config` for ``.yaml``)
    and refuse, in one message and before any data are read, every request that this
-   runner cannot honour (SAVEDATA FILE / SAVE = FSCORES, ...);
+   runner cannot honour (SAVEDATA: SAVE = FSCORES, ...);
 2. read the data, check them against the model, and fit with the estimator the input
    names: BAYES -> :func:`jaxsem.bayes.fit_bayes` (``chains``/``seed`` override CHAINS
    and BSEED), ML/MLR -> :func:`jaxsem.ml.fit_ml`, TYPE = BASIC -> only the data summary
@@ -57,6 +57,8 @@ This is what ``jaxsem run FILE`` does (jaxsem/cli.py):
                          covariances, correlations (available cases, denominator n),
                          category proportions of categorical variables; else null
     bparameters          {file, columns} when SAVEDATA: BPARAMETERS; else null
+    savedata             {file, columns, missing} when SAVEDATA: FILE (the analysis data);
+                         else null
     plots                {folder, files} when PLOT: TYPE; else null
     files                {report, results}
 
@@ -142,6 +144,7 @@ class _Job:
     roles: object                     # jaxsem.Roles
     idvariable: str | None
     inp: object = None                # InpFile
+    savefile: str | None = None       # SAVEDATA: FILE, as written (relative: to the output folder)
     config: dict | None = None        # YAML config (parsed)
     analysis_input: object = None     # InpAnalysis, once the data are read
 
@@ -222,6 +225,11 @@ def _run(job: _Job, out: Path, chains, seed, progress: bool, started: float) -> 
              if job.estimator == "basic" or "SAMPSTAT" in job.output else None)
     stem = job.path.stem
     files = {"report": f"{stem}.out", "results": "results.json"}
+    savefile = None
+    if job.savefile:
+        savefile = {"file": job.savefile, "columns": list(data.names) + [
+            c for c in data.cluster_names if c not in data.names],
+                    "missing": "*"}
     bparameters = None
     if job.bparameters:
         bparameters = {"file": job.bparameters,
@@ -235,8 +243,9 @@ def _run(job: _Job, out: Path, chains, seed, progress: bool, started: float) -> 
     total_seconds = time.perf_counter() - started
     results = _results(job, fit, data, stats, hpd, converged, interrupted, total_seconds,
                        bparameters, plots, files)
+    results["savedata"] = savefile
     report = _report(job, fit, data, results, stats, hpd, plot_pages)
-    written = _write(out, files, report, results, job, fit, plot_pages)
+    written = _write(out, files, report, results, job, fit, plot_pages, data)
     return RunResult(input_path=job.path, out_dir=out, estimator=job.estimator, fit=fit,
                      analysis=analysis, data=data, results=results, report=report,
                      files=written, converged=converged, interrupted=interrupted)
@@ -255,10 +264,16 @@ def _read_job(path: Path) -> _Job:
         from jaxsem.inp import _file_name  # noqa: PLC0415
 
         bparameters = _file_name(option.raw)
+    option = inp.option("SAVEDATA", "FILE")
+    savefile = None
+    if option is not None:
+        from jaxsem.inp import _file_name  # noqa: PLC0415
+
+        savefile = _file_name(option.raw)
     fmt = inp.data.format
     return _Job(source=inp.source, path=path, kind="inp", text=inp.text, title=inp.title,
                 estimator=inp.analysis.estimator, output=dict(inp.output),
-                bparameters=bparameters, plot=tuple(inp.plot),
+                bparameters=bparameters, plot=tuple(inp.plot), savefile=savefile,
                 data_file=inp.data.file_written or (file_option.value if file_option else ""),
                 data_format="FREE" if fmt == "free" else f"FIXED {fmt.text}",
                 roles=inp.roles, idvariable=inp.idvariable, inp=inp)
@@ -294,10 +309,6 @@ def _check_requests(job: _Job, chains, seed) -> None:
                         "Wald intervals with plain CINTERVAL)"))
     if job.inp is not None:
         savedata = job.inp.savedata
-        if "FILE" in savedata:
-            o = job.inp.option("SAVEDATA", "FILE")
-            refused.append((o.line, "SAVEDATA: FILE (saving data and factor scores is not "
-                                    "implemented yet)"))
         if "SAVE" in savedata:
             o = job.inp.option("SAVEDATA", "SAVE")
             refused.append((o.line, f"SAVEDATA: SAVE = {o.value} (factor scores are not "
@@ -992,6 +1003,15 @@ def _report(job: _Job, fit, data, results: dict, stats, hpd, plot_pages) -> str:
                               f"{conv['max_abs_gradient']:.2e}"),
                           _kv("  Final log likelihood", f"{results['loglikelihood']:.3f}"),
                           "  (jaxsem does not keep the iteration history)"]
+    if results["savedata"] is not None:
+        lines += ["", "SAVEDATA INFORMATION", "",
+                  f"  Save file: {results['savedata']['file']}",
+                  "  The analysis data (after DEFINE, centering and listwise deletion; "
+                  "categories", "  as in the input), one row per observation, "
+                  "whitespace-separated, no header,", "  missing values as *. "
+                  "Order of variables:", ""]
+        lines += [f"  {k:>5}  {name.upper()}"
+                  for k, name in enumerate(results["savedata"]["columns"], start=1)]
     if results["bparameters"] is not None:
         columns = results["bparameters"]["columns"]
         lines += ["", "SAVEDATA INFORMATION", "",
@@ -1170,7 +1190,7 @@ def _plot_pages(names: Sequence[str]) -> list[list[str]]:
 
 
 def _write(out: Path, files: dict, report: str, results: dict, job: _Job, fit,
-           plot_pages) -> dict[str, Path]:
+           plot_pages, data) -> dict[str, Path]:
     """Write everything into a staging folder inside ``out``, then move it into place;
     on any failure nothing is left behind (a folder this call created is removed)."""
     created = []
@@ -1187,6 +1207,13 @@ def _write(out: Path, files: dict, report: str, results: dict, job: _Job, fit,
             json.dumps(results, indent=2, allow_nan=False) + "\n", encoding="utf-8")
         moves.append((staging / files["results"], out / files["results"]))
         written = {"report": out / files["report"], "results": out / files["results"]}
+        if job.savefile:
+            target = Path(job.savefile).expanduser()
+            target = target if target.is_absolute() else out / target
+            temporary = staging / "savedata"
+            _write_savedata(data, results["savedata"]["columns"], temporary)
+            moves.append((temporary, target))
+            written["savedata"] = target
         if job.bparameters:
             target = Path(job.bparameters).expanduser()
             target = target if target.is_absolute() else out / target
@@ -1216,6 +1243,27 @@ def _write(out: Path, files: dict, report: str, results: dict, job: _Job, fit,
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_savedata(data, columns: list[str], path: Path) -> None:
+    """SAVEDATA: FILE: the analysis data as analysed, categories as in the input,
+    cluster ids last, missing values as Mplus's *."""
+    lines = []
+    table = {}
+    for k, name in enumerate(data.names):
+        values = data.values[:, k]
+        categories = data.categories.get(name)
+        text = [("*" if np.isnan(v) else
+                 str(categories[int(v)]) if categories is not None else f"{v:.10g}")
+                for v in values]
+        table[name] = text
+    for position, name in enumerate(data.cluster_names):
+        if name not in table:
+            ids = data.cluster_ids[position][data.cluster_index[position]]
+            table[name] = [str(v) for v in ids]
+    for row in zip(*(table[name] for name in columns)):
+        lines.append(" ".join(row))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def _write_bparameters(fit, path: Path) -> None:

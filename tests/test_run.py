@@ -297,7 +297,7 @@ def test_interrupt_before_any_result_exits_3_and_writes_nothing(inputs, tmp_path
     (("y ON w xm;", "y ON w xm zz;"), "'zz' is not a variable"),
     (("OUTPUT: TECH1 TECH8;", "OUTPUT: TECH1 STDYX;\nSAVEDATA: FILE = f.dat; "
                               "SAVE = FSCORES (50);"),
-     r"2 request\(s\).*line 27: SAVEDATA: FILE.*line 27: SAVEDATA: SAVE = FSCORES"),
+     r"1 request\(s\).*line 27: SAVEDATA: SAVE = FSCORES"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(change, message, tmp_path, capsys):
     source = _copy(tmp_path, "ex9_1a", [change])
@@ -428,3 +428,21 @@ def test_cli_keeps_compiled_programs_in_the_cache_folder(tmp_path):
                               timeout=300)
         assert done.returncode == 0, done.stderr
     assert any(cache.rglob("*")), "compiled programs were written to JAXSEM_CACHE_DIR"
+
+
+def test_savedata_file_writes_the_analysis_data(tmp_path):
+    """SAVEDATA: FILE (UG ex9.1b, MLR): one row per observation with the analysis
+    variables as analysed (x grand-mean centred) and the cluster id last; the report
+    and results.json give the order of the columns."""
+    source = _copy(tmp_path, "ex9_1b", [("OUTPUT: TECH1;",
+                                         "OUTPUT: TECH1;\nSAVEDATA: FILE = saved.dat;")])
+    result = run_input(source, out_dir=tmp_path / "out", progress=False)
+    saved = np.loadtxt(tmp_path / "out" / "saved.dat")
+    columns = result.results["savedata"]["columns"]
+    assert [c.lower() for c in columns] == ["y", "x", "w", "clus"]
+    raw = np.loadtxt(tmp_path / "ex9_1b.dat")
+    assert saved.shape == (len(raw), 4)
+    np.testing.assert_allclose(saved[:, 1], raw[:, 1] - raw[:, 1].mean(), atol=1e-8)
+    np.testing.assert_allclose(saved[:, [0, 2, 3]], raw[:, [0, 2, 3]], atol=1e-8)
+    info = result.report.split("SAVEDATA INFORMATION")[1]
+    assert "Save file: saved.dat" in info and "      4  CLUS" in info
