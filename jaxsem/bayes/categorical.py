@@ -309,7 +309,8 @@ def update_between(columns: tuple[CategoricalColumn, ...], layout: Layout, x, be
                    known, arrays, noise):
     """Steps 1-2 for categorical between-only variables, whose latent responses are
     columns of ``known`` (J, |K|): per cluster, b*_j | the cluster's other between values
-    is Gaussian (its between density is quadratic in b*_j: values at 0 and +-1 give it).
+    is Gaussian (its between density is quadratic in b*_j: values at 0 and +-1 give it,
+    kernels.gaussian.quadratic_points).
     ``noise``: "latent" (J, n_columns), "steps" (n_columns, T + 1). Returns (x, known)."""
     mats = layout.spec.unpack(x)
     prep = density.prepare(layout, mats)
@@ -321,9 +322,10 @@ def update_between(columns: tuple[CategoricalColumn, ...], layout: Layout, x, be
                 layout, prep, z, w))(zb, arrays["w"])
 
         ones = jnp.ones(layout.n_clusters)
-        f_zero, f_plus, f_minus = per_cluster(0 * ones), per_cluster(ones), per_cluster(-ones)
-        precision = 2.0 * f_zero - f_plus - f_minus
-        mu, s = (f_plus - f_minus) / (2.0 * precision), 1.0 / jnp.sqrt(precision)
+        values = jnp.stack([per_cluster(point * ones)
+                            for point in gaussian.quadratic_points(1)[:, 0]])
+        grad, precision = gaussian.quadratic_from_values(values, 1)
+        mu, s = grad[:, 0] / precision[:, 0, 0], 1.0 / jnp.sqrt(precision[:, 0, 0])
         tau = mats[col.tau_block]["tau"][col.tau_row, :col.n_thresholds]
         codes = arrays["between_codes"][:, i]
         if col.free:
@@ -342,12 +344,9 @@ def _draw_shift(shifted: list[CategoricalColumn], layout: Layout, prep: density.
                 x, between, arrays, z) -> jax.Array:
     """(S,) the common moves d of each shifted column's thresholds, latent responses and
     between part: an exact draw from their Gaussian conditional (between density +
-    threshold priors, quadratic in d: its values at 0, +-e_k and e_k + e_l give it)."""
+    threshold priors, quadratic in d: its values at kernels.gaussian.quadratic_points
+    give it)."""
     n = len(shifted)
-    eye = np.eye(n)
-    pairs = [(k, l) for k in range(n) for l in range(k + 1, n)]
-    points = np.concatenate([np.zeros((1, n)), eye, -eye]
-                            + ([np.stack([eye[k] + eye[l] for k, l in pairs])] if pairs else []))
     columns = np.asarray([col.shift for col in shifted])
 
     def log_density(d):
@@ -361,15 +360,9 @@ def _draw_shift(shifted: list[CategoricalColumn], layout: Layout, prep: density.
                                           / jnp.asarray(col.prior_var))
         return value
 
-    f = jax.vmap(log_density)(jnp.asarray(points))
-    f0, f_plus, f_minus = f[0], f[1:n + 1], f[n + 1:2 * n + 1]
-    grad = (f_plus - f_minus) / 2.0
-    diag = 2.0 * f0 - f_plus - f_minus
-    precision = jnp.diag(diag)
-    for m, (k, l) in enumerate(pairs):
-        value = f0 + grad[k] + grad[l] - 0.5 * diag[k] - 0.5 * diag[l] - f[2 * n + 1 + m]
-        precision = precision.at[k, l].set(value).at[l, k].set(value)
-    return gaussian.sample_from_precision(z, precision, grad)
+    values = jax.vmap(log_density)(jnp.asarray(gaussian.quadratic_points(n)))
+    grad, precision = gaussian.quadratic_from_values(values[:, None], n)
+    return gaussian.sample_from_precision(z, precision[0], grad[0])
 
 
 def start_thresholds(codes: np.ndarray, n_categories: int) -> np.ndarray:

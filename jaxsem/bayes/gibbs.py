@@ -481,9 +481,7 @@ def _impute_missing(noise, layout: Layout, mats, arrays, between, y):
     outcomes of the row, its cluster's between values and the parameters (MAR)."""
     prep = density.prepare(layout, mats)
     zb = density.assemble_all(layout, prep, between, arrays)
-    design = jax.vmap(lambda z: density.cluster_design(layout, prep, z))(zb)  # (J, p, 1+q)
-    c1 = jnp.concatenate([jnp.ones((y.shape[0], 1)), arrays["c"]], axis=1)
-    mean = jnp.einsum("npk,nk->np", design[arrays["cluster"]], c1)
+    mean = categorical.row_means(layout, prep, zb, arrays)
     sigma = prep.chol_sigma @ prep.chol_sigma.T
     precision = jnp.linalg.inv(sigma)  # p x p, once per sweep
 

@@ -40,6 +40,7 @@ class BayesFit:
     nuts_acceptance: float | None
     final_between: np.ndarray
     _summary: pd.DataFrame | None = field(default=None, repr=False)
+    _standardized: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def partable(self):
@@ -101,7 +102,12 @@ class BayesFit:
 
     def standardized(self) -> pd.DataFrame:
         """STDYX (jaxsem.standardize) of every ParTable row, computed per kept draw and
-        summarised like the unstandardized table."""
+        summarised like the unstandardized table (computed once)."""
+        if self._standardized is None:
+            self._standardized = self._make_standardized()
+        return self._standardized
+
+    def _make_standardized(self) -> pd.DataFrame:
         import jax  # noqa: PLC0415
 
         from jaxsem.bayes.layout import build_layout  # noqa: PLC0415

@@ -9,7 +9,7 @@ in ``u_j``, so the cluster's marginal likelihood is an exact Gaussian integral::
     log p(y_j) = f_j(u0) + 1/2 g' Q^-1 g - 1/2 log|Q| + nS/2 log(2 pi),
     g = grad f_j(u0),  Q = -hess f_j(u0)    (any u0; we take u0 = 0)
 
-``g`` and ``Q`` come from the values of ``f_j`` at 0, at +-e_k and at e_k + e_l:
+``g`` and ``Q`` come from the values of ``f_j`` at 0, at +-e_k and at e_k + e_l (kernels.gaussian.quadratic_points):
 differences of a quadratic are exact, and this keeps the program first-order (nested
 autodiff here made the ML Hessian a fourth derivative and compiled for minutes).
 Random slopes on observed within covariates get Mplus's TWOLEVEL RANDOM marginal this
@@ -30,7 +30,7 @@ import numpy as np
 
 from jaxsem.bayes import density
 from jaxsem.bayes.layout import Layout
-from jaxsem.kernels import linalg
+from jaxsem.kernels import gaussian, linalg
 
 LOG_2PI = density.LOG_2PI
 
@@ -91,46 +91,17 @@ def complete_cluster_densities(layout: Layout, mats, arrays, states: jax.Array,
     return within + between
 
 
-def quadratic_points(n_state: int) -> np.ndarray:
-    """(n_points, nS) points at which a quadratic's values give its gradient and Hessian
-    at 0 exactly: 0, +e_k, -e_k and e_k + e_l (k < l)."""
-    if n_state == 0:
-        return np.zeros((1, 0))
-    eye = np.eye(n_state)
-    pairs = [eye[k] + eye[l] for k in range(n_state) for l in range(k + 1, n_state)]
-    return np.stack([np.zeros(n_state), *eye, *(-eye), *pairs]).reshape(-1, n_state)
-
-
-def quadratic_coefficients(values: jax.Array, n_state: int):
-    """Gradient (J, nS) and minus Hessian (J, nS, nS) at 0 of per-cluster quadratics
-    from their values (n_points, J) at :func:`quadratic_points` (exact for quadratics:
-    finite differences of a quadratic have no truncation error)."""
-    f0, plus, minus = values[0], values[1:1 + n_state], values[1 + n_state:1 + 2 * n_state]
-    grad = 0.5 * (plus - minus).T
-    diag = 2.0 * f0 - plus - minus                                          # Q_kk (nS, J)
-    precision = jnp.zeros((values.shape[1], n_state, n_state), dtype=values.dtype)
-    precision = precision.at[:, np.arange(n_state), np.arange(n_state)].set(diag.T)
-    pair = 1 + 2 * n_state
-    for k in range(n_state):
-        for l in range(k + 1, n_state):
-            # f(e_k + e_l) = f0 + g_k + g_l - (Q_kk + Q_ll)/2 - Q_kl
-            q_kl = (f0 + grad[:, k] + grad[:, l] - 0.5 * (diag[k] + diag[l])) - values[pair]
-            precision = precision.at[:, k, l].set(q_kl).at[:, l, k].set(q_kl)
-            pair += 1
-    return grad, precision
-
-
 def cluster_logliks(layout: Layout, x: jax.Array, arrays, masks) -> jax.Array:
     """(J,) marginal log likelihood of every cluster at free parameters x (n_free,)."""
     mats = layout.spec.unpack(x)
     n_state = len(layout.stochastic)
     n_units = arrays["n"].shape[0]
-    points = jnp.asarray(quadratic_points(n_state), dtype=x.dtype)        # (n_points, nS)
+    points = jnp.asarray(gaussian.quadratic_points(n_state), dtype=x.dtype)        # (n_points, nS)
     values = jax.vmap(lambda point: complete_cluster_densities(
         layout, mats, arrays, jnp.broadcast_to(point, (n_units, n_state)), masks))(points)
     if n_state == 0:
         return values[0]
-    grad, precision = quadratic_coefficients(values, n_state)
+    grad, precision = gaussian.quadratic_from_values(values, n_state)
     chol = linalg.cholesky(precision)
     half = linalg.solve_lower(chol, grad[:, :, None])[:, :, 0]
     logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)

@@ -55,6 +55,7 @@ class MLFit:
     compile_seconds: float
     total_seconds: float
     _summary: pd.DataFrame | None = field(default=None, repr=False)
+    _standardized: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def partable(self):
@@ -182,7 +183,13 @@ class MLFit:
 
     def standardized(self) -> pd.DataFrame:
         """STDYX estimates (jaxsem.standardize) of every ParTable row, with delta-method
-        standard errors from the same covariance as the unstandardized table."""
+        standard errors from the same covariance as the unstandardized table (computed
+        once)."""
+        if self._standardized is None:
+            self._standardized = self._make_standardized()
+        return self._standardized
+
+    def _make_standardized(self) -> pd.DataFrame:
         from jaxsem.bayes.layout import build_layout  # noqa: PLC0415
         from jaxsem.standardize import covariate_covariances, standardized_values  # noqa: PLC0415
 
