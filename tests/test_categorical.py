@@ -217,10 +217,12 @@ def _between_binary(seed: int) -> pd.DataFrame:
                              w=w[cluster], c=cluster))
 
 
-def test_between_only_categorical_is_the_single_level_model_of_the_clusters():
+def test_between_only_categorical_is_the_single_level_model_of_the_clusters(monkeypatch):
     """A between-only binary regressed on a between covariate is a single-level probit
     of the cluster-level data: the between path (latent responses from the between
-    density) gives the draws of the within path (from the within precision) to 1e-6."""
+    density) gives the draws of the within path (from the within precision) to 1e-6.
+    The within path's scale move (which the between path lacks) is switched off."""
+    monkeypatch.setattr(categorical, "scale_moves", lambda columns, rows_of: ())
     frame = _between_binary(5)
     opts = dict(fbiterations=1000, chains=2, bseed=4, progress=False)
     between = jaxsem.Model.from_mplus("%BETWEEN%\n b ON w;", between=["b", "w"],
@@ -337,3 +339,65 @@ def test_two_level_binary_outcome_recovers_the_truth(syntax, slope_sd, truth):
     for k, name in enumerate(fit.names):
         row = table.loc[table.free == k + 1].iloc[0]
         assert abs(row.estimate - truth[name]) < 3 * row.posterior_sd, name
+
+
+ORDINAL_CFA = "%WITHIN%\n fw BY u1-u4;\n %BETWEEN%\n fb BY u1-u4;"
+
+
+def _ordinal_cfa_frame(seed: int = 0, n_clusters: int = 30, size: int = 10) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    cluster = np.repeat(np.arange(n_clusters), size)
+    fw, fb = rng.normal(size=len(cluster)), rng.normal(0, 0.6, n_clusters)[cluster]
+    loadings = np.array([1.0, 0.8, 1.3, 0.9])
+    ystar = (fw[:, None] + fb[:, None]) * loadings + rng.normal(size=(len(cluster), 4))
+    frame = pd.DataFrame((ystar[:, :, None] > np.array([-0.8, 0.2, 1.0])).sum(2),
+                         columns=["u1", "u2", "u3", "u4"])
+    return frame.assign(c=cluster)
+
+
+def test_scale_moves_follow_each_variables_scale():
+    """u2's move carries its within and between loadings (power 1), its between variance
+    (power 2) and its thresholds; the marker u1 only what is free; a loading that shares
+    a label with another variable's stays still."""
+    from jaxsem.bayes.gibbs import build_schedule
+    from jaxsem.bayes.layout import build_layout
+
+    def moves(text):
+        analysis = jaxsem.Model.from_mplus(text, categorical=["u1", "u2", "u3", "u4"],
+                                           clusters=["c"]).prepare(_ordinal_cfa_frame())
+        layout, _ = build_layout(analysis)
+        names = analysis.partable.parameter_names()
+        return {layout.within_observed[m.column]: {names[k]: p for k, p in zip(m.free, m.powers)}
+                for m in build_schedule(layout).scale_moves}
+
+    found = moves(ORDINAL_CFA)
+    assert found["u2"] == {"within: fw=~u2": 1, "between: fb=~u2": 1, "between: u2~~u2": 2,
+                           "between: u2|t1": 1, "between: u2|t2": 1, "between: u2|t3": 1}
+    assert found["u1"] == {"between: u1~~u1": 2, "between: u1|t1": 1, "between: u1|t2": 1,
+                           "between: u1|t3": 1}
+    labelled = moves(ORDINAL_CFA.replace("fw BY u1-u4;", "fw BY u1\n u2 (l)\n u3 (l)\n u4;"))
+    assert not any("=~u2" in name and name.startswith("within") for name in labelled["u2"])
+
+
+def test_scale_target_pooled_equals_cluster_by_cluster():
+    """Step 4's log target from moments pooled over clusters equals the cluster-by-cluster
+    complete-data density at any scales (the pooled form is the sampler's fast path)."""
+    from jaxsem.bayes.driver import default_starts
+    from jaxsem.bayes.gibbs import _moments, build_schedule, initial_state
+    from jaxsem.bayes.layout import build_layout
+
+    analysis = jaxsem.Model.from_mplus(ORDINAL_CFA, categorical=["u1", "u2", "u3", "u4"],
+                                       clusters=["c"]).prepare(_ordinal_cfa_frame())
+    layout, arrays = build_layout(analysis)
+    schedule = build_schedule(layout)
+    x = default_starts(layout, arrays) * 1.1
+    state = initial_state(layout, schedule, x, arrays)
+    arrays = jax.tree_util.tree_map(jnp.asarray, arrays)
+    arrays["moments"] = _moments(layout, arrays, state.y)
+    between = state.between + 0.1 * jax.random.normal(jax.random.PRNGKey(0),
+                                                      state.between.shape)
+    targets = [categorical.scale_target(schedule.scale_moves, layout, jnp.asarray(x), between,
+                                        state.y, arrays, pooled)[0] for pooled in (True, False)]
+    for t in (np.zeros(4), np.full(4, 0.3), np.array([0.5, -0.2, 0.1, -0.7])):
+        np.testing.assert_allclose(targets[0](jnp.asarray(t)), targets[1](jnp.asarray(t)),
+                                   rtol=1e-10)

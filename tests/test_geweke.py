@@ -89,19 +89,21 @@ def _geweke_draws(model, frame, n_steps=12000, seed=0, noise_fn=draw_noise):
                 .sum(1).astype(float) for col in schedule.categorical], axis=1)
         return data
 
-    def step(state, key):
+    def step(state, inputs):
+        key, parity = inputs
         k1, k2, k3 = jax.random.split(key, 3)
         data = new_data(k1, state.x, state.between)
         if layout.categorical:
             state = state._replace(y=data["y"])
         noise = jax.tree_util.tree_map(
             lambda a: a[0], noise_fn(layout, schedule, k3, 1, len(cluster), counts))
-        state, _ = sweep(k2, state, data, noise)
+        state, _ = sweep(k2, state, data, noise, parity)
         return state, state.x
 
     def chain(key):
         state = initial_state(layout, schedule, x0, jax.tree_util.tree_map(np.asarray, arrays))
-        return jax.lax.scan(step, state, jax.random.split(key, n_steps))[1]
+        return jax.lax.scan(step, state, (jax.random.split(key, n_steps),
+                                          jnp.arange(n_steps) % 2))[1]
 
     draws = np.asarray(jax.jit(jax.vmap(chain))(jax.random.split(jax.random.PRNGKey(seed), 2)))
     return draws[:, n_steps // 6:], priors, spec.partable.parameter_names(), schedule

@@ -24,6 +24,21 @@ cluster's between values (y*_ic ~ N(mu_i, s^2) there, s the same for every row):
    draw from the between density and the thresholds' prior: its spread is that of the
    threshold location given the between values, which does not shrink with cluster
    size (hierarchical centring, as for continuous intercepts).
+4. scale move (generalized Gibbs again, on the multiplicative group; marginal data
+   augmentation for the probit, van Dyk & Meng 2001, Lawrence et al. 2008): y*_c, its
+   between part, its thresholds and the free parameters of its equations are multiplied
+   by alpha^power (loadings on it, its slopes, intercept, between variance: power 1, 1,
+   1, 2; slopes on it: -1). The categories do not change; only the fixed within
+   residual variance 1 pins the scale. With y* held fixed, a loading on y*_c moves by
+   its small conditional spread given y*, and y* follows the loading one sweep behind:
+   the slowest direction of a probit factor model. The move draws that direction at
+   once: log alpha by a Metropolis-Hastings step whose proposal is the Laplace
+   approximation of its conditional (complete-data density, priors and Jacobian), with
+   the reverse proposal evaluated at the proposed point.
+
+Step 1 takes turns: with several categorical columns, each sweep moves the thresholds
+of every other column (it costs most of the sweep, and thresholds mix far ahead of the
+loadings once steps 3-4 move them too).
 """
 from __future__ import annotations
 
@@ -38,7 +53,7 @@ from jaxsem.bayes import density
 from jaxsem.bayes.layout import Layout
 from jaxsem.errors import ModelError
 from jaxsem.kernels import gaussian, linalg
-from jaxsem.priors import default_prior
+from jaxsem.priors import Prior, default_prior, log_prob
 
 LOG_SQRT_2PI = 0.5 * float(np.log(2 * np.pi))
 SQRT_HALF = float(np.sqrt(0.5))
@@ -104,6 +119,71 @@ def find_columns(layout: Layout, rows_of: dict[int, list], between: bool = False
             tuple(free), tuple(float(p.args[0]) for p in priors),
             tuple(float(p.args[1]) for p in priors), shift))
     return tuple(out)
+
+
+@dataclass(frozen=True)
+class ScaleMove:
+    """Step 4 for one categorical column: ``column`` and ``shift`` as in
+    CategoricalColumn; ``free`` (x indices) are multiplied by alpha ** ``powers``;
+    ``priors`` their prior terms (thresholds included)."""
+    column: int
+    shift: int
+    free: tuple[int, ...]
+    powers: tuple[int, ...]
+    priors: tuple[tuple[int, Prior], ...]
+
+
+def scale_moves(columns: tuple[CategoricalColumn, ...], rows_of: dict[int, list]
+                ) -> tuple[ScaleMove, ...]:
+    """The scale move of every column with free thresholds. A free parameter is moved
+    when all its rows agree on its power (a label shared with another variable's
+    parameter keeps it still) and its prior is univariate; any choice of moved
+    coordinates leaves the posterior invariant, this one follows the variable's scale."""
+    out = []
+    for col in columns:
+        if not col.free:
+            continue   # fixed thresholds cannot follow y*'s scale
+        free, powers, priors = [], [], []
+        for k, rows in sorted(rows_of.items()):
+            found = {_scale_power(r, col.name) for r in rows}
+            explicit = next((r.prior for r in rows if r.prior is not None), None)
+            if len(found) != 1 or 0 in found or (
+                    explicit is not None and explicit.family == "inv_wishart"):
+                continue
+            free.append(k)
+            powers.append(found.pop())
+            prior = explicit or _default_prior_of(rows[0].kind)
+            if prior is not None:
+                priors.append((k, prior))
+        if any(k not in free or powers[free.index(k)] != 1 for k in col.free):
+            continue   # the categories stay put only if the thresholds scale with y*
+        out.append(ScaleMove(col.column, col.shift, tuple(free), tuple(powers), tuple(priors)))
+    return tuple(out)
+
+
+def _scale_power(row, name: str) -> int:
+    """How a parameter row scales when variable ``name`` is multiplied by alpha."""
+    if row.random:
+        return 0
+    if row.op in ("|", "~1"):
+        return int(row.lhs == name)
+    if row.op == "=~":
+        return int(row.rhs == name)
+    if row.op == "~~":
+        return int(row.lhs == name) + int(row.rhs == name)
+    if row.op == "~":
+        return int(row.lhs == name) - int(row.rhs == name)
+    return 0
+
+
+def _default_prior_of(kind: str) -> Prior | None:
+    """Mplus's default prior of a parameter kind; None where it is flat (variances and
+    covariance blocks)."""
+    if kind in ("loading", "regression"):
+        return default_prior("coefficient")
+    if kind in ("intercept", "mean", "threshold"):
+        return default_prior("threshold" if kind == "threshold" else "intercept")
+    return None
 
 
 def _check_identified(name: str, rows, level: int) -> None:
@@ -256,9 +336,12 @@ def _padded(columns: tuple[CategoricalColumn, ...], values) -> np.ndarray:
 
 
 def update(columns: tuple[CategoricalColumn, ...], layout: Layout, x, between, y, arrays,
-           noise):
+           noise, parity=0):
     """Steps 1-3 of the module docstring: steps 1-2 column after column (one compiled
     body scanned over the columns), then one joint shift of every column's location.
+    With several columns, step 1 runs for the columns whose position has the sweep's
+    ``parity`` (() int, the same for every chain, so the skipped work is not done):
+    threshold moves cost most of the sweep and mix well ahead of the other parameters.
 
     ``noise``: "latent" (N, n_columns), "steps" (n_columns, T + 1) and "shift"
     (n_shifted,) standard normals. Returns the new (x, between, y).
@@ -278,16 +361,18 @@ def update(columns: tuple[CategoricalColumn, ...], layout: Layout, x, between, y
               jnp.asarray([bool(col.free) for col in columns]),
               jnp.asarray(_padded(columns, lambda col: col.prior_mean)),
               jnp.asarray(_padded(columns, lambda col: col.prior_var)),
-              arrays["codes"].T, noise["latent"].T, noise["steps"])
+              arrays["codes"].T, noise["latent"].T, noise["steps"],
+              jnp.asarray(np.arange(len(columns)) % 2 == 0) == (parity % 2 == 0)
+              if len(columns) > 1 else jnp.ones(1, dtype=bool))
 
     def one_column(y, inputs):
-        c, tau, act, free, prior_mean, prior_var, codes, latent_z, steps = inputs
+        c, tau, act, free, prior_mean, prior_var, codes, latent_z, steps, turn = inputs
         s = 1.0 / jnp.sqrt(precision[c, c])
         others = (y - mean).at[:, c].set(0.0)
         mu = mean[:, c] - others @ precision[:, c] / precision[c, c]
-        moved = threshold_step(tau, act, mu, s, codes, prior_mean, prior_var,
-                               jnp.where(act, steps[:-1], 0.0), steps[-1])
-        tau = jnp.where(free, moved, tau)
+        tau = jax.lax.cond(free & turn, lambda: threshold_step(
+            tau, act, mu, s, codes, prior_mean, prior_var, jnp.where(act, steps[:-1], 0.0),
+            steps[-1]), lambda: tau)
         lower, upper = _bounds(jnp.where(act, tau, jnp.inf), codes)
         return y.at[:, c].set(truncated_normal(mu, s, lower, upper, latent_z)), tau
 
@@ -363,6 +448,115 @@ def _draw_shift(shifted: list[CategoricalColumn], layout: Layout, prep: density.
     values = jax.vmap(log_density)(jnp.asarray(gaussian.quadratic_points(n)))
     grad, precision = gaussian.quadratic_from_values(values[:, None], n)
     return gaussian.sample_from_precision(z, precision[0], grad[0])
+
+
+def rescale(moves: tuple[ScaleMove, ...], layout: Layout, x, between, y, arrays, z):
+    """Step 4, every column at once: the scales alpha_c = exp(t_c) act coordinatewise (a
+    product group), and t (n_moves,) takes one Metropolis-Hastings step whose proposal
+    is the Laplace approximation N(t + H^-1 g, H^-1) of its conditional (complete-data
+    density, priors and Jacobian), the reverse proposal evaluated at the proposed point.
+    ``arrays["moments"]`` (the cluster moments of y) are rescaled with y. ``z``
+    (n_moves + 1,) standard normals. Returns (x, between, y, arrays).
+
+    The density comes from moments pooled over clusters when the layout allows it
+    (collapsed between factors, no random slopes, every moved column's between part in
+    the state: O(p^3) per evaluation whatever the number of clusters), else cluster by
+    cluster. Scaling a column of y scales a row and a column of every moment matrix."""
+    with_between = {i for i, _ in layout.parts}
+    pooled = (layout.two_level and bool(layout.collapsed) and not layout.random_slopes
+              and all(move.shift >= 0 or move.column not in with_between for move in moves))
+    log_target, factors = scale_target(moves, layout, x, between, y, arrays, pooled)
+    t = _laplace_mh(log_target, z[:-1], z[-1])
+    f_x, f_y, f_state, _ = factors(t)
+    arrays = dict(arrays, moments=arrays["moments"] * jnp.outer(f_y, f_y))
+    return x * f_x, between * f_state, y * f_y[:y.shape[1]], arrays
+
+
+def scale_target(moves: tuple[ScaleMove, ...], layout: Layout, x, between, y, arrays,
+                 pooled: bool):
+    """(log_target, factors) of step 4: log_target(t) (n_moves,) the log density of the
+    state scaled by alpha = exp(t) (complete data, priors of the moved parameters,
+    Jacobian); factors(t) the multipliers of x, of the moment rows/columns, of the
+    between state and of the pooled between moments. ``pooled``: from moments pooled
+    over clusters (the caller checks that the layout allows it), else per cluster."""
+    spec = layout.spec
+    m, n_state = arrays["moments"].shape[-1], between.shape[1]
+    powers = np.zeros((len(moves), x.shape[0]))          # exponent of alpha_c per x entry
+    on_y, on_state = np.zeros((len(moves), m)), np.zeros((len(moves), n_state))
+    on_innovation = np.zeros((len(moves), len(layout.innovations)))
+    jacobian = np.zeros(len(moves))
+    for i, move in enumerate(moves):
+        powers[i, list(move.free)] = move.powers
+        on_y[i, move.column] = 1.0
+        if move.shift >= 0:
+            on_state[i, move.shift] = 1.0
+            on_innovation[i, layout.innovations.index(layout.stochastic[move.shift])] = 1.0
+        jacobian[i] = (y.shape[0] + (layout.n_clusters if move.shift >= 0 else 0)
+                       + sum(move.powers))
+    priors = dict(prior for move in moves for prior in move.priors)
+    if pooled:
+        zb = density.assemble_all(layout, density.prepare(layout, spec.unpack(x)), between,
+                                  arrays)
+        stats_w = density.pooled_within_moments(layout, zb, arrays)
+        stats_b = density.pooled_between_moments(layout, zb, arrays)
+        n_total = arrays["n"].sum()
+
+    def factors(t):
+        return (jnp.exp(t @ powers), jnp.exp(t @ on_y), jnp.exp(t @ on_state),
+                jnp.exp(jnp.concatenate([t @ on_innovation, jnp.zeros(
+                    stats_b.shape[0] - len(layout.innovations))])) if pooled else None)
+
+    def log_target(t):
+        f_x, f_y, f_state, f_b = factors(t)
+        new_x = x * f_x
+        mats = spec.unpack(new_x)
+        if pooled:
+            prep = density.prepare(layout, mats)
+            value = (density.within_pooled_loglik(layout, prep, stats_w * jnp.outer(f_y, f_y),
+                                                  n_total)
+                     + density.between_pooled_logdensity(layout, prep,
+                                                         stats_b * jnp.outer(f_b, f_b)))
+        else:
+            moments = arrays["moments"] * jnp.outer(f_y, f_y)
+            value = density.complete_logdensity(layout, mats, dict(arrays, moments=moments),
+                                                between * f_state)
+        for k, prior in priors.items():
+            value = value + log_prob(prior, new_x[k])
+        return value + t @ jacobian
+
+    return log_target, factors
+
+
+def _laplace_mh(log_target, z, uniform_z, step: float = 0.02) -> jax.Array:
+    """One Metropolis-Hastings move from t = 0 (d,) of a vector with log density
+    ``log_target``: proposal N(t + H^-1 g, H^-1), with the gradient g and negative
+    Hessian H at the current point from central differences of width ``step``
+    (kernels.gaussian.quadratic_points, one batched evaluation; eigenvalues floored at
+    1e-2), the reverse proposal from the proposed point. Any deterministic rule of the
+    point gives a valid proposal; differences compile in a fraction of autodiff's time.
+    Returns the accepted t (0 when rejected)."""
+    d = z.shape[0]
+    points = step * jnp.asarray(gaussian.quadratic_points(d))
+
+    def laplace(t):
+        values = jax.vmap(log_target)(t + points)
+        grad, neg_hessian = gaussian.quadratic_from_values(values[:, None], d)
+        values_h, vectors = jnp.linalg.eigh(neg_hessian[0] / step ** 2)
+        values_h = jnp.maximum(values_h, 1e-2)
+        mean = t + vectors @ ((vectors.T @ grad[0] / step) / values_h)
+        return values[0], mean, vectors, values_h
+
+    def log_q(point, mean, vectors, values):
+        v = vectors.T @ (point - mean)
+        return -0.5 * jnp.sum(values * v * v) + 0.5 * jnp.sum(jnp.log(values))
+
+    here, mean, vectors, values = laplace(jnp.zeros_like(z))
+    proposal = mean + vectors @ (z / jnp.sqrt(values))
+    there, *back = laplace(proposal)
+    log_ratio = there - here + log_q(jnp.zeros_like(z), *back) - log_q(proposal, mean, vectors,
+                                                                        values)
+    accept = jnp.isfinite(log_ratio) & (jnp.log(_phi(uniform_z)) < log_ratio)
+    return jnp.where(accept, proposal, jnp.zeros_like(z))
 
 
 def start_thresholds(codes: np.ndarray, n_categories: int) -> np.ndarray:

@@ -227,12 +227,17 @@ def _compiled_chunk(layout: Layout, schedule, n_adapt: int, chunk: int, thin: in
         noise = draw_noise(layout, schedule, key_noise, chunk * thin, n_obs, counts)
         noise = jax.tree_util.tree_map(lambda a: a.reshape((chunk, thin) + a.shape[1:]), noise)
 
+        # sweep parities as constants (not per chain), so that skipped work is skipped
+        parities = jnp.asarray(np.arange(chunk * thin).reshape(chunk, thin) % 2)
+
         def iteration(state, inputs):
-            key, noise_it = inputs
-            state, accept = jax.lax.scan(lambda s, kn: sweep(kn[0], s, arrays, kn[1]), state,
-                                         (jax.random.split(key, thin), noise_it))
+            key, noise_it, parity_it = inputs
+            state, accept = jax.lax.scan(lambda s, kn: sweep(kn[0], s, arrays, kn[1], kn[2]),
+                                         state, (jax.random.split(key, thin), noise_it,
+                                                 parity_it))
             return state, (state.x, accept[-1])
-        return jax.lax.scan(iteration, state, (jax.random.split(key_sweeps, chunk), noise))
+        return jax.lax.scan(iteration, state,
+                            (jax.random.split(key_sweeps, chunk), noise, parities))
 
     def run(arrays, states, key, done):
         # chunk keys derived inside the compiled program: a first call of jax.random

@@ -70,6 +70,7 @@ class Schedule:
     factor_levels: tuple[factor.FactorLevel, ...] = ()
     categorical: tuple[categorical.CategoricalColumn, ...] = ()
     between_categorical: tuple[categorical.CategoricalColumn, ...] = ()
+    scale_moves: tuple[categorical.ScaleMove, ...] = ()
 
     def describe(self, names: list[str]) -> list[str]:
         """One line per block, for the report."""
@@ -154,7 +155,7 @@ def build_schedule(layout: Layout) -> Schedule:
                              "covariances; other uses are not supported yet")
         priors.append((k, prior))
     return Schedule(coefficients, tuple(blocks), nuts, log_scale, tuple(priors), factor_levels,
-                    columns, between_columns)
+                    columns, between_columns, categorical.scale_moves(columns, rows_of))
 
 
 def _acyclic(table, block: str) -> bool:
@@ -273,7 +274,7 @@ def log_prior(schedule: Schedule, x: jax.Array) -> jax.Array:
 
 
 def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
-    """sweep(key, state, arrays, noise) -> (state, NUTS acceptance): one pass over all
+    """sweep(key, state, arrays, noise, parity) -> (state, NUTS acceptance): one pass over all
     blocks; ``key`` feeds the NUTS block, ``noise`` (draw_noise) every other block."""
     spec = layout.spec
     table = spec.partable
@@ -290,8 +291,10 @@ def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
         return density.complete_logdensity(layout, mats, arrays, state_between) + log_prior(
             schedule, x)
 
-    def sweep(key, state: ChainState, arrays, noise):
-        """One sweep; ``noise`` holds this sweep's standard variates (draw_noise)."""
+    def sweep(key, state: ChainState, arrays, noise, parity=0):
+        """One sweep; ``noise`` holds this sweep's standard variates (draw_noise);
+        ``parity`` () int, the sweep number mod 2, the same for every chain (categorical
+        columns take turns at their threshold step)."""
         x, between, y = state.x, state.between, state.y
         proposals = list(state.proposals)
         known = state.known
@@ -302,11 +305,14 @@ def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
             arrays = dict(arrays, known=known)
         if schedule.categorical:
             x, between, y = categorical.update(schedule.categorical, layout, x, between, y,
-                                               arrays, noise["categorical"])
+                                               arrays, noise["categorical"], parity)
         if layout.has_missing:
             y = _impute_missing(noise["missing"], layout, spec.unpack(x), arrays, between, y)
         if layout.augmented:
             arrays = dict(arrays, moments=_moments(layout, arrays, y))
+        if schedule.scale_moves:
+            x, between, y, arrays = categorical.rescale(
+                schedule.scale_moves, layout, x, between, y, arrays, noise["scale"])
         for i, level in enumerate(schedule.factor_levels):
             if level.block == 1:  # the between state is drawn afresh next
                 x, proposals[i] = factor.marginal_between(
@@ -418,6 +424,8 @@ def draw_noise(layout: Layout, schedule: Schedule, key, n_sweeps: int, n_obs: in
             noise["categorical"] = {"latent": normal((n_obs, len(cats))),
                                     "steps": normal((len(cats), width)),
                                     "shift": normal((sum(col.shift >= 0 for col in cats),))}
+        if schedule.scale_moves:
+            noise["scale"] = normal((len(schedule.scale_moves) + 1,))
         if schedule.between_categorical:
             cats = schedule.between_categorical
             width = max(col.n_thresholds for col in cats) + 1
