@@ -87,9 +87,15 @@ class Schedule:
                          + ", ".join(names[k] for k in level.indices))
         thresholds = [k for col in self.categorical for k in col.free]
         if thresholds:
+            turns = ", variables taking turns" if len(self.categorical) > 1 else ""
             lines.append("thresholds (Metropolis-Hastings, latent responses integrated out, "
-                         "Laplace proposal; location shift with the random intercepts): "
-                         + ", ".join(names[k] for k in thresholds))
+                         f"Laplace proposal{turns}; location shift with the random "
+                         "intercepts): " + ", ".join(names[k] for k in thresholds))
+        if self.scale_moves:
+            moved = sorted({k for move in self.scale_moves for k in move.free})
+            lines.append("scale of each categorical variable's latent response (joint "
+                         "Metropolis-Hastings, Laplace proposal) with: "
+                         + ", ".join(names[k] for k in moved))
         thresholds = [k for col in self.between_categorical for k in col.free]
         if thresholds:
             lines.append("between-level thresholds (Metropolis-Hastings, latent responses "
