@@ -65,7 +65,8 @@ def run_chains(name: str, data: dict, chains: int, iterations: int) -> dict:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="4 and 16 chains, short runs (smoke test)")
+    parser.add_argument("--quick", action="store_true",
+                        help="4 and 16 chains, short runs (smoke test)")
     parser.add_argument("--models", nargs="+", choices=list(CHAINS), default=list(CHAINS))
     parser.add_argument("--chains", nargs="+", type=int, help="chain counts for every model")
     parser.add_argument("--no-peer", action="store_true", help="skip numpyro")

@@ -337,6 +337,18 @@ def default_prior(kind: str, block_size: int = 1) -> Prior:
     return DEFAULT_PRIORS[kind]
 
 
+def default_prior_of_kind(kind: str) -> Prior | None:
+    """Mplus's default prior of a ParTable row kind (``ParRow.kind``); None for
+    covariances, whose default IW(0, -p-1) depends on their block."""
+    if kind in ("variance", "residual_variance"):
+        return DEFAULT_PRIORS["variance"]
+    if kind.endswith("covariance"):
+        return None
+    if kind in ("intercept", "mean", "threshold"):
+        return DEFAULT_PRIORS["threshold" if kind == "threshold" else "intercept"]
+    return DEFAULT_PRIORS["coefficient"]
+
+
 def validate_inverse_wishart(df: float, p: int, label: str, *, scale_matrix=None,
                              loc: SourceLoc | None = None, text: str | None = None) -> None:
     """Check an IW prior on a p x p covariance block once p is known.

@@ -254,22 +254,13 @@ def _run(job: _Job, out: Path, chains, seed, progress: bool, started: float) -> 
 def _read_job(path: Path) -> _Job:
     if path.suffix.lower() in (".yaml", ".yml"):
         return _job_from_config(path)
-    from jaxsem.inp import read_inp  # noqa: PLC0415
+    from jaxsem.inp import _file_name, read_inp  # noqa: PLC0415
 
     inp = read_inp(path)
     file_option = inp.option("DATA", "FILE")
-    bparameters = None
-    option = inp.option("SAVEDATA", "BPARAMETERS")
-    if option is not None:
-        from jaxsem.inp import _file_name  # noqa: PLC0415
-
-        bparameters = _file_name(option.raw)
-    option = inp.option("SAVEDATA", "FILE")
-    savefile = None
-    if option is not None:
-        from jaxsem.inp import _file_name  # noqa: PLC0415
-
-        savefile = _file_name(option.raw)
+    bparameters, savefile = (
+        None if option is None else _file_name(option.raw)
+        for option in (inp.option("SAVEDATA", "BPARAMETERS"), inp.option("SAVEDATA", "FILE")))
     fmt = inp.data.format
     return _Job(source=inp.source, path=path, kind="inp", text=inp.text, title=inp.title,
                 estimator=inp.analysis.estimator, output=dict(inp.output),

@@ -53,7 +53,7 @@ from jaxsem.bayes import density
 from jaxsem.bayes.layout import Layout
 from jaxsem.errors import ModelError
 from jaxsem.kernels import gaussian, linalg
-from jaxsem.priors import Prior, default_prior, log_prob
+from jaxsem.priors import Prior, default_prior, default_prior_of_kind, log_prob
 
 LOG_SQRT_2PI = 0.5 * float(np.log(2 * np.pi))
 SQRT_HALF = float(np.sqrt(0.5))
@@ -152,7 +152,7 @@ def scale_moves(columns: tuple[CategoricalColumn, ...], rows_of: dict[int, list]
                 continue
             free.append(k)
             powers.append(found.pop())
-            prior = explicit or _default_prior_of(rows[0].kind)
+            prior = explicit or default_prior_of_kind(rows[0].kind)
             if prior is not None:
                 priors.append((k, prior))
         if any(k not in free or powers[free.index(k)] != 1 for k in col.free):
@@ -174,16 +174,6 @@ def _scale_power(row, name: str) -> int:
     if row.op == "~":
         return int(row.lhs == name) - int(row.rhs == name)
     return 0
-
-
-def _default_prior_of(kind: str) -> Prior | None:
-    """Mplus's default prior of a parameter kind; None where it is flat (variances and
-    covariance blocks)."""
-    if kind in ("loading", "regression"):
-        return default_prior("coefficient")
-    if kind in ("intercept", "mean", "threshold"):
-        return default_prior("threshold" if kind == "threshold" else "intercept")
-    return None
 
 
 def _check_identified(name: str, rows, level: int) -> None:

@@ -37,7 +37,7 @@ from jaxsem.bayes import categorical, density, factor, quadratic
 from jaxsem.bayes.layout import Layout
 from jaxsem.errors import ModelError
 from jaxsem.kernels import conjugate, gaussian, hmc
-from jaxsem.priors import Prior, default_prior, log_prob
+from jaxsem.priors import Prior, default_prior_of_kind, log_prob
 
 COEFFICIENT_KINDS = ("loading", "regression", "intercept", "mean")
 VARIANCE_KINDS = ("variance", "residual_variance")
@@ -154,7 +154,7 @@ def build_schedule(layout: Layout) -> Schedule:
             kind = rows[0].kind
             if kind in VARIANCE_KINDS or kind.endswith("covariance"):
                 continue  # Mplus defaults IG(-1, 0) and IW(0, -p-1) are flat
-            prior = default_prior("intercept" if kind in ("intercept", "mean") else "coefficient")
+            prior = default_prior_of_kind(kind)
         if prior.family == "inv_wishart" and rows[0].lhs != rows[0].rhs:
             raise ModelError(f"the inverse-Wishart prior on {rows[0].lhs} WITH {rows[0].rhs} "
                              "needs a full covariance block with free variances and "

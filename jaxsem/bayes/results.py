@@ -16,7 +16,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
-from jaxsem.priors import default_prior
+from jaxsem.priors import default_prior_of_kind
 from jaxsem.syntax.expressions import evaluate, to_text
 
 
@@ -86,7 +86,8 @@ class BayesFit:
                 k = r.free - 1
                 rec.update(_describe(kept[:, :, k], self.options.point))
                 rec.update(ess_bulk=ess_bulk[k], ess_tail=ess_tail[k], rhat=rhat[k],
-                           prior=str(r.prior or _default_prior_of(r)))
+                           prior=str(r.prior or default_prior_of_kind(r.kind)
+                                     or "IW(0, -p-1)"))
             elif not r.random:
                 rec.update(estimate=r.value)
             records.append(rec)
@@ -170,13 +171,3 @@ def _diagnostics(kept: np.ndarray):
     return bulk, tail, rhat
 
 
-def _default_prior_of(row):
-    if row.kind in ("variance", "residual_variance"):
-        return default_prior("variance")
-    if row.kind.endswith("covariance"):
-        return "IW(0, -p-1)"
-    if row.kind in ("intercept", "mean"):
-        return default_prior("intercept")
-    if row.kind == "threshold":
-        return default_prior("threshold")
-    return default_prior("coefficient")

@@ -9,9 +9,10 @@ in ``u_j``, so the cluster's marginal likelihood is an exact Gaussian integral::
     log p(y_j) = f_j(u0) + 1/2 g' Q^-1 g - 1/2 log|Q| + nS/2 log(2 pi),
     g = grad f_j(u0),  Q = -hess f_j(u0)    (any u0; we take u0 = 0)
 
-``g`` and ``Q`` come from the values of ``f_j`` at 0, at +-e_k and at e_k + e_l (kernels.gaussian.quadratic_points):
-differences of a quadratic are exact, and this keeps the program first-order (nested
-autodiff here made the ML Hessian a fourth derivative and compiled for minutes).
+``g`` and ``Q`` come from the values of ``f_j`` at 0, at +-e_k and at e_k + e_l
+(kernels.gaussian.quadratic_points): differences of a quadratic are exact, and this
+keeps the program first-order (nested autodiff here made the ML Hessian a fourth
+derivative and compiled for minutes).
 Random slopes on observed within covariates get Mplus's TWOLEVEL RANDOM marginal this
 way, and nothing is written twice: the sampler and ML evaluate the same ``f_j``.
 
@@ -96,7 +97,7 @@ def cluster_logliks(layout: Layout, x: jax.Array, arrays, masks) -> jax.Array:
     mats = layout.spec.unpack(x)
     n_state = len(layout.stochastic)
     n_units = arrays["n"].shape[0]
-    points = jnp.asarray(gaussian.quadratic_points(n_state), dtype=x.dtype)        # (n_points, nS)
+    points = jnp.asarray(gaussian.quadratic_points(n_state), dtype=x.dtype)  # (n_points, nS)
     values = jax.vmap(lambda point: complete_cluster_densities(
         layout, mats, arrays, jnp.broadcast_to(point, (n_units, n_state)), masks))(points)
     if n_state == 0:
