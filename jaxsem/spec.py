@@ -152,6 +152,14 @@ class ModelSpec:
     def __eq__(self, other) -> bool:
         return isinstance(other, ModelSpec) and self.structure_key == other.structure_key
 
+    def pattern(self, block: int, name: str) -> np.ndarray:
+        """Boolean mask (matrix shape) of the cells of one unpacked matrix that can be
+        non-zero: fixed non-zero values and free parameters (random cells unpack as 0)."""
+        start, shape = self._offsets[(block, name)]
+        mask = self._base != 0
+        mask[self._free_pos] = True
+        return mask[start:start + int(np.prod(shape))].reshape(shape)
+
     # ----------------------------------------------------------------- pack / unpack
     def unpack(self, x: jax.Array) -> tuple[dict[str, jax.Array], ...]:
         """Free-parameter vector (n_free,) -> per block {alpha, beta, gamma, psi, tau}."""

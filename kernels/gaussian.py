@@ -14,7 +14,6 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.linalg import cho_solve, solve_triangular
 
 from jaxsem.kernels import linalg
 
@@ -33,17 +32,8 @@ def quadratic_coefficients(log_density: Callable[[jax.Array], jax.Array],
 
 def sample_from_precision(noise: jax.Array, precision: jax.Array,
                           linear: jax.Array) -> jax.Array:
-    """A draw from N(P^{-1} h, P^{-1}) given standard normal ``noise`` (d,)."""
-    chol = jnp.linalg.cholesky(precision)
-    mean = cho_solve((chol, True), linear)
-    return mean + solve_triangular(chol.T, noise, lower=False)
-
-
-
-def sample_from_precision_batched(noise: jax.Array, precision: jax.Array,
-                                  linear: jax.Array) -> jax.Array:
-    """Draws from N(P^{-1} h, P^{-1}) for a batch: noise, linear (..., d); P (..., d, d),
-    with the small-matrix routines of kernels.linalg."""
+    """Draws from N(P^{-1} h, P^{-1}): noise, linear (..., d) with standard normal noise;
+    P (..., d, d). Small systems use the written-out routines of kernels.linalg."""
     chol = linalg.cholesky(precision)
     forward = linalg.solve_lower(chol, linear[..., None])
     return linalg.solve_upper_transposed(chol, forward + noise[..., None])[..., 0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.linalg import solve_triangular
 
 SMALL = 6
@@ -54,3 +55,33 @@ def solve_upper_transposed(chol: jax.Array, b: jax.Array) -> jax.Array:
         acc = b[..., i, :] - sum(chol[..., k, i, None] * rows[k] for k in range(i + 1, d))
         rows[i] = acc / chol[..., i, i, None]
     return jnp.stack(rows, -2)
+
+
+def nilpotency_index(pattern: np.ndarray) -> int | None:
+    """Smallest L with B^L = 0 for every B with non-zeros only where the boolean
+    ``pattern`` (d, d) is True (the longest directed path plus one), or None if the
+    pattern has a cycle."""
+    d = pattern.shape[0]
+    power = np.eye(d, dtype=bool)
+    for order in range(d + 1):
+        if not power.any():
+            return order
+        power = (power.astype(int) @ pattern.astype(int)) > 0
+    return None
+
+
+def inverse_identity_minus(b: jax.Array, pattern: np.ndarray) -> jax.Array:
+    """(I - B)^-1 for (d, d) B whose possible non-zeros are ``pattern``.
+
+    Acyclic paths make B nilpotent, so the inverse is the finite sum I + B + ... +
+    B^(L-1) (Horner form): a few small products instead of an LU factorisation, and
+    nothing at all when B is structurally zero. Cyclic patterns use LU.
+    """
+    d = b.shape[-1]
+    order = nilpotency_index(pattern)
+    if order is None:
+        return jnp.linalg.solve(jnp.eye(d, dtype=b.dtype) - b, jnp.eye(d, dtype=b.dtype))
+    inverse = jnp.eye(d, dtype=b.dtype)
+    for _ in range(max(order - 1, 0)):
+        inverse = jnp.eye(d, dtype=b.dtype) + b @ inverse
+    return inverse

@@ -1,9 +1,10 @@
 """Kernels against closed forms."""
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsem.kernels import conjugate, gaussian
+from jaxsem.kernels import conjugate, gaussian, linalg
 
 
 def test_inverse_wishart_moments():
@@ -37,11 +38,29 @@ def test_gaussian_block_from_quadratic_density():
 
 
 @pytest.mark.parametrize("d", [1, 2, 3, 7])
-def test_batched_small_gaussian_draws_match_lapack(d):
+def test_small_gaussian_draws_match_lapack(d):
+    """Written-out small systems (d <= 6) and LAPACK (d = 7) give P^-1 h + L^-T e."""
     rng = np.random.default_rng(d)
     a = rng.normal(size=(5, d, d))
     precision = a @ np.swapaxes(a, -1, -2) + np.eye(d)
     linear, noise = rng.normal(size=(5, d)), rng.normal(size=(5, d))
-    batched = gaussian.sample_from_precision_batched(noise, precision, linear)
-    reference = jax.vmap(gaussian.sample_from_precision)(noise, precision, linear)
-    np.testing.assert_allclose(batched, reference, rtol=1e-10, atol=1e-12)
+    draws = gaussian.sample_from_precision(noise, precision, linear)
+    chol = np.linalg.cholesky(precision)
+    reference = np.linalg.solve(precision, linear[..., None])[..., 0] + np.linalg.solve(
+        np.swapaxes(chol, -1, -2), noise[..., None])[..., 0]
+    np.testing.assert_allclose(draws, reference, rtol=1e-10, atol=1e-12)
+
+
+def test_inverse_identity_minus_acyclic_and_cyclic():
+    rng = np.random.default_rng(3)
+    chain = np.zeros((4, 4), dtype=bool)
+    chain[1, 0] = chain[2, 1] = chain[3, 2] = chain[3, 0] = True   # paths 0 -> 1 -> 2 -> 3
+    assert linalg.nilpotency_index(chain) == 4
+    assert linalg.nilpotency_index(np.zeros((3, 3), dtype=bool)) == 1
+    cycle = chain.copy()
+    cycle[0, 3] = True
+    assert linalg.nilpotency_index(cycle) is None
+    for pattern in (chain, cycle, np.zeros((4, 4), dtype=bool)):
+        b = np.where(pattern, rng.normal(scale=0.4, size=(4, 4)), 0.0)
+        np.testing.assert_allclose(linalg.inverse_identity_minus(jnp.asarray(b), pattern),
+                                   np.linalg.inv(np.eye(4) - b), rtol=1e-12, atol=1e-12)

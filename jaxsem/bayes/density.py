@@ -45,8 +45,8 @@ class Prepared(NamedTuple):
 
 def prepare(layout: Layout, mats) -> Prepared:
     w = mats[0]
-    nv = w["beta"].shape[0]
-    fa = jnp.linalg.solve(jnp.eye(nv) - w["beta"], jnp.eye(nv))[:layout.p]
+    spec = layout.spec
+    fa = linalg.inverse_identity_minus(w["beta"], spec.pattern(0, "beta"))[:layout.p]
     sigma = fa @ w["psi"] @ fa.T
     chol_sigma = linalg.cholesky(sigma)
     logdet_sigma = 2.0 * jnp.sum(jnp.log(jnp.diag(chol_sigma)))
@@ -57,14 +57,17 @@ def prepare(layout: Layout, mats) -> Prepared:
         t = np.asarray(layout.innovations)
         alpha_b, gamma_b = b["alpha"], b["gamma"]
         logdet_jacobian = jnp.asarray(0.0)
+        between_pattern = spec.pattern(1, "beta")
         if layout.collapsed:
-            reduced = jnp.linalg.solve(ib, jnp.eye(layout.nb))[t]     # rows of (I - B)^-1
+            reduced = linalg.inverse_identity_minus(b["beta"], between_pattern)[t]
             chol_psi = linalg.cholesky(reduced @ b["psi"] @ reduced.T)
             marginal_mean, marginal_slopes = reduced @ alpha_b, reduced @ gamma_b
         else:
             chol_psi = linalg.cholesky(b["psi"][np.ix_(t, t)])
-            logdet_jacobian = jnp.linalg.slogdet(ib)[1]
-            if layout.deterministic:
+            if linalg.nilpotency_index(between_pattern) is None:  # else det(I - B) = 1
+                logdet_jacobian = jnp.linalg.slogdet(ib)[1]
+            if layout.deterministic and linalg.nilpotency_index(
+                    between_pattern[np.ix_(layout.deterministic, layout.deterministic)]) is None:
                 d = np.asarray(layout.deterministic)
                 logdet_jacobian = logdet_jacobian - jnp.linalg.slogdet(ib[np.ix_(d, d)])[1]
     else:
@@ -122,8 +125,16 @@ def assemble_between(layout: Layout, prep: Prepared, state: jax.Array, known: ja
     if layout.deterministic:
         d, t = np.asarray(layout.deterministic), np.asarray(layout.innovations)
         rhs = prep.alpha_b[d] + prep.gamma_b[d] @ w - prep.ib[np.ix_(d, t)] @ zb[t]
-        zb = zb.at[d].set(jnp.linalg.solve(prep.ib[np.ix_(d, d)], rhs))
+        zb = zb.at[d].set(deterministic_inverse(layout, prep) @ rhs)
     return zb
+
+
+def deterministic_inverse(layout: Layout, prep: Prepared) -> jax.Array:
+    """(|D|, |D|) inverse of (I - B) restricted to the zero-variance between variables."""
+    d = np.asarray(layout.deterministic)
+    pattern = layout.spec.pattern(1, "beta")[np.ix_(d, d)]
+    eye = jnp.eye(len(d), dtype=prep.ib.dtype)
+    return linalg.inverse_identity_minus(eye - prep.ib[np.ix_(d, d)], pattern)
 
 
 def assemble_all(layout: Layout, prep: Prepared, states: jax.Array, arrays) -> jax.Array:

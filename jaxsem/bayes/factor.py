@@ -330,7 +330,7 @@ def conjugate_update(level: FactorLevel, x, t_sum, cursor: _Cursor, chi2: jax.Ar
             mean0, var0 = (np.asarray(v) for v in zip(*(t.prior for t in free)))
             prec = t_sum[np.ix_(cols, cols)] / var + np.diag(1.0 / var0)
             lin = t_sum[cols] @ fixed / var + mean0 / var0
-            beta = gaussian.sample_from_precision_batched(cursor.take(len(free)), prec, lin)
+            beta = gaussian.sample_from_precision(cursor.take(len(free)), prec, lin)
             x = x.at[np.asarray([t.index for t in free])].set(beta)
         if eq.variance >= 0:
             r = _residual_vector(level, eq, x)

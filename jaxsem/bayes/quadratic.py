@@ -32,11 +32,11 @@ def between_affine_map(layout: Layout, prep: density.Prepared, arrays):
     z0 = jnp.zeros((layout.n_clusters, nb)).at[:, k_idx].set(arrays["known"])
     if layout.deterministic:
         d = np.asarray(layout.deterministic)
-        ib_dd = prep.ib[np.ix_(d, d)]
-        z1 = z1.at[d].set(-jnp.linalg.solve(ib_dd, prep.ib[np.ix_(d, s_idx)]))
+        inverse_dd = density.deterministic_inverse(layout, prep)
+        z1 = z1.at[d].set(-inverse_dd @ prep.ib[np.ix_(d, s_idx)])
         rhs = (prep.alpha_b[d][None] + arrays["w"] @ prep.gamma_b[d].T
                - arrays["known"] @ prep.ib[np.ix_(d, k_idx)].T)
-        z0 = z0.at[:, d].set(jnp.linalg.solve(ib_dd, rhs.T).T)
+        z0 = z0.at[:, d].set(rhs @ inverse_dd.T)
     return z0, z1
 
 
@@ -80,7 +80,7 @@ def between_state_quadratic(layout: Layout, prep: density.Prepared, arrays):
 def draw_between_state(noise, layout: Layout, prep: density.Prepared, arrays) -> jax.Array:
     """(J, nS) exact draw of every cluster's between state; noise (J, nS) N(0, 1)."""
     prec, lin = between_state_quadratic(layout, prep, arrays)
-    return gaussian.sample_from_precision_batched(noise, prec, lin)
+    return gaussian.sample_from_precision(noise, prec, lin)
 
 
 def whitened_residuals(layout: Layout, spec, x, state, arrays, factors, priors,
