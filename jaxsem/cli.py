@@ -46,7 +46,7 @@ between, cluster, categorical, missing, estimator (bayes, ml, mlr, basic), optio
 output (tech1, tech8, cinterval, cinterval(hpd), sampstat, stdyx), bparameters, plot, title;
 see configs/demo_twolevel.yaml.
 
-Requests jaxsem cannot honour yet (SAVEDATA: SAVE = FSCORES, ...)
+Requests jaxsem cannot honour yet (SAVEDATA: SAVE = FSCORES with ML, ...)
 are refused, all in one message, before anything is computed.
 
 Compiled programs are kept on disk (JAX's persistent compilation cache) in

@@ -7,14 +7,14 @@ This is what ``jaxsem run FILE`` does (jaxsem/cli.py):
 
 1. read the input (:func:`jaxsem.inp.read_inp`, or :func:`read_config` for ``.yaml``)
    and refuse, in one message and before any data are read, every request that this
-   runner cannot honour (SAVEDATA: SAVE = FSCORES, ...);
+   runner cannot honour (SAVEDATA: SAVE = FSCORES with ML, ...);
 2. read the data, check them against the model, and fit with the estimator the input
    names: BAYES -> :func:`jaxsem.bayes.fit_bayes` (``chains``/``seed`` override CHAINS
    and BSEED), ML/MLR -> :func:`jaxsem.ml.fit_ml`, TYPE = BASIC -> only the data summary
    and sample statistics;
 3. write, next to the input or into ``out_dir``: ``<stem>.out`` (Mplus-style report),
    ``results.json`` (the same numbers as data, schema below), and what SAVEDATA / PLOT
-   ask for (BPARAMETERS draws, ``<stem>_plots/``). Files are written to a staging folder
+   ask for (the analysis data with factor scores, BPARAMETERS draws, ``<stem>_plots/``). Files are written to a staging folder
    first and moved into place at the end: a run that fails before its results exist
    leaves nothing behind.
 
@@ -57,8 +57,9 @@ This is what ``jaxsem run FILE`` does (jaxsem/cli.py):
                          covariances, correlations (available cases, denominator n),
                          category proportions of categorical variables; else null
     bparameters          {file, columns} when SAVEDATA: BPARAMETERS; else null
-    savedata             {file, columns, missing} when SAVEDATA: FILE (the analysis data);
-                         else null
+    savedata             {file, columns, missing, fscores} when SAVEDATA: FILE (the
+                         analysis data; with SAVE = FSCORES (n [thin]) also the factor
+                         scores: fscores = {draws, thin, columns}); else null
     plots                {folder, files} when PLOT: TYPE; else null
     files                {report, results}
 
@@ -69,6 +70,7 @@ exits with 2); Ctrl-C before any results exist raises :class:`RunInterrupted` (3
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -90,6 +92,7 @@ __all__ = ["RunInterrupted", "RunResult", "load_analysis", "mask_timings", "read
            "run_input"]
 
 _REPORT_WIDTH = 52
+FSCORES_DRAWS = 100   # SAVE = FSCORES without a number of draws
 _Z975 = 1.959963984540054
 
 
@@ -145,6 +148,7 @@ class _Job:
     idvariable: str | None
     inp: object = None                # InpFile
     savefile: str | None = None       # SAVEDATA: FILE, as written (relative: to the output folder)
+    fscores: tuple[int, ...] | None = None   # SAVE = FSCORES (draws [thin]); () without them
     config: dict | None = None        # YAML config (parsed)
     analysis_input: object = None     # InpAnalysis, once the data are read
 
@@ -204,6 +208,11 @@ def _run(job: _Job, out: Path, chains, seed, progress: bool, started: float) -> 
                 options["bseed"] = seed
             with _in_file(job.source):
                 opts = BayesOptions(**options, progress=progress)
+            if job.fscores is not None:
+                from jaxsem.bayes.scores import check_supported  # noqa: PLC0415
+
+                with _fscores_errors(job):
+                    check_supported(analysis)
             try:
                 fit = fit_bayes(analysis, opts)
             except ModelError as error:
@@ -225,11 +234,23 @@ def _run(job: _Job, out: Path, chains, seed, progress: bool, started: float) -> 
              if job.estimator == "basic" or "SAMPSTAT" in job.output else None)
     stem = job.path.stem
     files = {"report": f"{stem}.out", "results": "results.json"}
-    savefile = None
+    savefile = scores = None
     if job.savefile:
-        savefile = {"file": job.savefile, "columns": list(data.names) + [
+        score_names = []
+        if job.fscores is not None:
+            from jaxsem.bayes.scores import draw_factor_scores  # noqa: PLC0415
+
+            draws = job.fscores[0] if job.fscores else FSCORES_DRAWS
+            thin = job.fscores[1] if len(job.fscores) > 1 else None
+            with _fscores_errors(job):
+                scores = draw_factor_scores(fit, draws, thin, seed=fit.options.bseed)
+            score_names = [name.upper() for name in scores.per_row()[0]]
+        savefile = {"file": job.savefile, "columns": list(data.names) + score_names + [
             c for c in data.cluster_names if c not in data.names],
-                    "missing": "*"}
+                    "missing": "*",
+                    "fscores": None if scores is None else {
+                        "draws": int(scores.within.shape[0]), "thin": scores.thin,
+                        "columns": score_names}}
     bparameters = None
     if job.bparameters:
         bparameters = {"file": job.bparameters,
@@ -245,10 +266,23 @@ def _run(job: _Job, out: Path, chains, seed, progress: bool, started: float) -> 
                        bparameters, plots, files)
     results["savedata"] = savefile
     report = _report(job, fit, data, results, stats, hpd, plot_pages)
-    written = _write(out, files, report, results, job, fit, plot_pages, data)
+    written = _write(out, files, report, results, job, fit, plot_pages, data, scores)
     return RunResult(input_path=job.path, out_dir=out, estimator=job.estimator, fit=fit,
                      analysis=analysis, data=data, results=results, report=report,
                      files=written, converged=converged, interrupted=interrupted)
+
+
+@contextlib.contextmanager
+def _fscores_errors(job: _Job):
+    """Errors of the factor scores, located at the SAVE option's line."""
+    from jaxsem.inp import _in_file  # noqa: PLC0415
+
+    with _in_file(job.source):
+        try:
+            yield
+        except ModelError as error:
+            line = job.inp.option("SAVEDATA", "SAVE").line
+            raise ModelError(f"line {line}: SAVEDATA: SAVE = FSCORES: {error}") from None
 
 
 def _read_job(path: Path) -> _Job:
@@ -267,7 +301,8 @@ def _read_job(path: Path) -> _Job:
                 bparameters=bparameters, plot=tuple(inp.plot), savefile=savefile,
                 data_file=inp.data.file_written or (file_option.value if file_option else ""),
                 data_format="FREE" if fmt == "free" else f"FIXED {fmt.text}",
-                roles=inp.roles, idvariable=inp.idvariable, inp=inp)
+                roles=inp.roles, idvariable=inp.idvariable, inp=inp,
+                fscores=inp.savedata.get("SAVE", {}).get("FSCORES"))
 
 
 def _analysis_input(job: _Job):
@@ -299,11 +334,11 @@ def _check_requests(job: _Job, chains, seed) -> None:
                         f"credibility intervals; ESTIMATOR = {job.estimator.upper()} gives "
                         "Wald intervals with plain CINTERVAL)"))
     if job.inp is not None:
-        savedata = job.inp.savedata
-        if "SAVE" in savedata:
+        if job.fscores is not None and not bayes:
             o = job.inp.option("SAVEDATA", "SAVE")
-            refused.append((o.line, f"SAVEDATA: SAVE = {o.value} (factor scores are not "
-                                    "implemented yet)"))
+            refused.append((o.line, f"SAVEDATA: SAVE = {o.value} (factor scores are "
+                                    "implemented for ESTIMATOR = BAYES; this analysis uses "
+                            f"{'TYPE = BASIC' if basic else 'ESTIMATOR = ' + job.estimator.upper()})"))
     if job.bparameters and not bayes:
         refused.append((_option_line(job, "SAVEDATA", "BPARAMETERS"),
                         "SAVEDATA: BPARAMETERS (saves Bayes draws; this analysis uses "
@@ -1003,6 +1038,16 @@ def _report(job: _Job, fit, data, results: dict, stats, hpd, plot_pages) -> str:
                   "Order of variables:", ""]
         lines += [f"  {k:>5}  {name.upper()}"
                   for k, name in enumerate(results["savedata"]["columns"], start=1)]
+        fscores = results["savedata"]["fscores"]
+        if fscores is not None:
+            lines += ["", f"  Factor scores (SAVE = FSCORES): {fscores['draws']} posterior "
+                      "draws of every latent", "  value, each given one kept parameter draw "
+                      f"(every {fscores['thin']} kept iterations, from", "  the end of each "
+                      "chain, the chains taking turns). NAME is the posterior mean,",
+                      "  NAME_MEDIAN, NAME_SD, NAME_LOWER_2.5 and NAME_UPPER_97.5 its "
+                      "median,", "  standard deviation and 95% interval. Between-level "
+                      "values repeat on every", "  row of a cluster; B_Y is the between "
+                      "part of a within-varying Y."]
     if results["bparameters"] is not None:
         columns = results["bparameters"]["columns"]
         lines += ["", "SAVEDATA INFORMATION", "",
@@ -1181,7 +1226,7 @@ def _plot_pages(names: Sequence[str]) -> list[list[str]]:
 
 
 def _write(out: Path, files: dict, report: str, results: dict, job: _Job, fit,
-           plot_pages, data) -> dict[str, Path]:
+           plot_pages, data, scores=None) -> dict[str, Path]:
     """Write everything into a staging folder inside ``out``, then move it into place;
     on any failure nothing is left behind (a folder this call created is removed)."""
     created = []
@@ -1202,7 +1247,7 @@ def _write(out: Path, files: dict, report: str, results: dict, job: _Job, fit,
             target = Path(job.savefile).expanduser()
             target = target if target.is_absolute() else out / target
             temporary = staging / "savedata"
-            _write_savedata(data, results["savedata"]["columns"], temporary)
+            _write_savedata(data, results["savedata"]["columns"], temporary, scores)
             moves.append((temporary, target))
             written["savedata"] = target
         if job.bparameters:
@@ -1236,11 +1281,19 @@ def _write(out: Path, files: dict, report: str, results: dict, job: _Job, fit,
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _write_savedata(data, columns: list[str], path: Path) -> None:
-    """SAVEDATA: FILE: the analysis data as analysed, categories as in the input,
-    cluster ids last, missing values as Mplus's *."""
+def _write_savedata(data, columns: list[str], path: Path, scores=None) -> None:
+    """SAVEDATA: FILE: the analysis data as analysed, categories as in the input, the
+    factor scores (jaxsem.bayes.scores; * on rows the model did not use), cluster ids
+    last, missing values as Mplus's *."""
     lines = []
     table = {}
+    if scores is not None:
+        names, values = scores.per_row()
+        for name, column in zip(names, values.T):
+            text = ["*"] * data.n_obs
+            for row, value in zip(scores.rows, column):
+                text[row] = f"{value:.10g}"
+            table[name.upper()] = text
     for k, name in enumerate(data.names):
         values = data.values[:, k]
         categories = data.categories.get(name)

@@ -293,14 +293,15 @@ def test_interrupt_before_any_result_exits_3_and_writes_nothing(inputs, tmp_path
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("change, message", [
-    (("y ON w xm;", "y ON w xm zz;"), "'zz' is not a variable"),
-    (("OUTPUT: TECH1 TECH8;", "OUTPUT: TECH1 STDYX;\nSAVEDATA: FILE = f.dat; "
-                              "SAVE = FSCORES (50);"),
-     r"1 request\(s\).*line 27: SAVEDATA: SAVE = FSCORES"),
+@pytest.mark.parametrize("name, change, message", [
+    ("ex9_1a", ("y ON w xm;", "y ON w xm zz;"), "'zz' is not a variable"),
+    ("ex9_1b", ("OUTPUT: TECH1;", "OUTPUT: TECH1;\nSAVEDATA: FILE = f.dat; "
+                                  "SAVE = FSCORES (50);"),
+     r"1 request\(s\).*line 22: SAVEDATA: SAVE = FSCORES \(50\) \(factor scores are "
+     r"implemented for ESTIMATOR = BAYES; this analysis uses ESTIMATOR = MLR\)"),
 ])
-def test_bad_input_exits_2_and_writes_nothing(change, message, tmp_path, capsys):
-    source = _copy(tmp_path, "ex9_1a", [change])
+def test_bad_input_exits_2_and_writes_nothing(name, change, message, tmp_path, capsys):
+    source = _copy(tmp_path, name, [change])
     assert main(["run", str(source), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert re.search(message, err, re.DOTALL) and "Traceback" not in err
@@ -446,3 +447,44 @@ def test_savedata_file_writes_the_analysis_data(tmp_path):
     np.testing.assert_allclose(saved[:, [0, 2, 3]], raw[:, [0, 2, 3]], atol=1e-8)
     info = result.report.split("SAVEDATA INFORMATION")[1]
     assert "Save file: saved.dat" in info and "      4  CLUS" in info
+
+
+def test_fscores_are_saved_with_the_analysis_data(tmp_path):
+    """UG ex9.9 (Bayes, SAVE = FSCORES (100)): the save file holds the analysis data,
+    five summaries of each latent value (within factor per row; between parts and
+    between factor per cluster, the same on every row of a cluster) and the cluster id;
+    the report and results.json name the columns."""
+    source = _copy(tmp_path, "ex9_9", [("FBITERATIONS = 5000;", "FBITERATIONS = 600;"),
+                                       ("BPARAMETERS = ex9_9_draws.dat;", "")])
+    result = run_input(source, out_dir=tmp_path / "out", progress=False)
+    savedata = result.results["savedata"]
+    kept = result.results["convergence"]["kept_iterations"]
+    assert savedata["fscores"] == {"draws": 100, "thin": kept // 50,   # 2 chains x 50
+                                   "columns": savedata["columns"][7:-1]}
+    columns = savedata["columns"]
+    assert columns[:7] == ["y1", "y2", "y3", "y4", "x", "z", "w"] and columns[-1] == "clus"
+    assert columns[7:12] == ["FW", "FW_MEDIAN", "FW_SD", "FW_LOWER_2.5", "FW_UPPER_97.5"]
+    assert "FB" in columns and "B_Y4_SD" in columns and "Z" not in columns
+    saved = np.loadtxt(tmp_path / "out" / "ex9_9_fscores.dat")
+    assert saved.shape == (result.data.n_obs, len(columns))
+    fb = saved[:, columns.index("FB")]
+    cluster = saved[:, -1]
+    assert all(np.ptp(fb[cluster == c]) == 0 for c in np.unique(cluster))
+    assert np.ptp(fb) > 0.5 and np.ptp(saved[:, columns.index("FW")]) > 1.0
+    fw = saved[:, columns.index("FW")]
+    assert np.all((saved[:, columns.index("FW_LOWER_2.5")] < fw)
+                  & (fw < saved[:, columns.index("FW_UPPER_97.5")]))
+    report = (tmp_path / "out" / "ex9_9.out").read_text()
+    assert "Factor scores (SAVE = FSCORES): 100 posterior draws" in report
+
+
+def test_fscores_with_missing_outcomes_are_refused_before_sampling(tmp_path, capsys):
+    source = _copy(tmp_path, "ex9_6", [("TYPE = TWOLEVEL;", "TYPE = TWOLEVEL;\n"
+                                        "        ESTIMATOR = BAYES; FBITERATIONS = 200;"),
+                                       ("fb ON w;", "fb ON w;\nSAVEDATA: FILE = s.dat;\n"
+                                        "  SAVE = FSCORES (20);")])
+    assert main(["run", str(source), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "line 24: SAVEDATA: SAVE = FSCORES: factor scores are not available yet for " \
+           "models with missing outcome values" in err
+    assert not (tmp_path / "out").exists()

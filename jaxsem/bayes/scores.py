@@ -1,0 +1,194 @@
+"""Factor scores of a Bayes fit: posterior draws of every latent value (SAVE = FSCORES).
+
+For each of n kept parameter draws x (spread over the chains), the latent values are
+drawn from their exact conditionals, which makes (x, latent values) a draw from the
+joint posterior (composition sampling):
+
+1. between state | x, data: every cluster's stochastic between values (between parts
+   of within-varying variables, random slopes, between factors kept in the state), the
+   sampler's own Gaussian block (bayes.quadratic);
+2. between factors integrated out by the sampler | kept between values, x: Gaussian
+   conditioning in the between model's joint normal;
+3. within latent variables | the row's outcomes, its cluster's between values, x:
+   Gaussian conditioning in the within model's joint normal,
+   ``v = (I - B)^-1 (alpha + Gamma_j c + zeta)``, zeta ~ N(0, Psi).
+
+Summaries per unit (mean, median, SD, 2.5% and 97.5%) are what Mplus saves. Outcomes
+that the sampler augments (missing values, categorical latent responses) would have to
+be drawn along; such models are refused for now.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxsem.bayes import density, quadratic
+from jaxsem.bayes.layout import Layout, build_layout
+from jaxsem.errors import ModelError
+from jaxsem.kernels import linalg
+
+SUMMARIES = ("mean", "median", "sd", "lower_2.5", "upper_97.5")
+
+
+@dataclass
+class FactorScores:
+    """Draws of the latent values. ``within`` (n_draws, N, Lw) per analysed row (the
+    rows the sampler used, in data order; ``rows`` (N,) their positions in the data);
+    ``between`` (n_draws, J, Lb) per cluster; names of the columns in
+    ``within_names``/``between_names`` (between parts of within-varying variables as
+    ``B_<name>``, Mplus's convention); ``cluster`` (N,) each row's cluster; ``thin``
+    the interval between the parameter draws used, in kept iterations."""
+    within_names: list[str]
+    between_names: list[str]
+    within: np.ndarray
+    between: np.ndarray
+    rows: np.ndarray
+    cluster: np.ndarray
+    thin: int
+
+    def per_row(self) -> tuple[list[str], np.ndarray]:
+        """Column names and (N, 5 * (Lw + Lb)) summaries of every analysed row: for each
+        latent value its posterior mean, median, SD and 2.5% / 97.5% quantiles (a
+        cluster's values repeated on each of its rows)."""
+        names, columns = [], []
+        for label, draws in ((self.within_names, self.within),
+                             (self.between_names, self.between[:, self.cluster])):
+            for k, name in enumerate(label):
+                values = draws[:, :, k]
+                names += [name] + [f"{name}_{s}" for s in SUMMARIES[1:]]
+                columns += [values.mean(0), np.median(values, 0), values.std(0, ddof=1),
+                            np.quantile(values, 0.025, 0), np.quantile(values, 0.975, 0)]
+        return names, np.stack(columns, axis=1) if columns else np.zeros((len(self.rows), 0))
+
+
+def draw_factor_scores(fit, n_draws: int, thin: int | None = None,
+                       seed: int = 0) -> FactorScores:
+    """Latent-value draws for ``n_draws`` kept parameter draws of ``fit`` (BayesFit).
+
+    The parameter draws are taken every ``thin`` kept iterations counting back from the
+    end of each chain, the chains taking turns (``thin`` defaults to spreading them over
+    the kept half evenly).
+    """
+    layout, arrays = check_supported(fit.analysis)
+    if n_draws < 2:
+        raise ModelError(f"SAVE = FSCORES ({n_draws}) needs at least 2 draws")
+    kept = fit.kept
+    chains, n_kept, _ = kept.shape
+    per_chain = -(-n_draws // chains)
+    thin = thin or max(n_kept // per_chain, 1)
+    if per_chain > n_kept or (per_chain - 1) * thin >= n_kept:
+        raise ModelError(f"SAVE = FSCORES ({n_draws} {thin}) asks for more draws than the "
+                         f"{n_kept} kept iterations of each of the {chains} chains hold: use "
+                         "fewer draws, a smaller thinning interval or more iterations")
+    steps = n_kept - 1 - thin * np.arange(per_chain)
+    chosen = np.stack([kept[:, step] for step in steps[::-1]], axis=0).reshape(-1, kept.shape[2])
+    chosen = chosen[:n_draws]
+    device_arrays = {k: jnp.asarray(v) for k, v in arrays.items()}
+    one = jax.jit(lambda x, key: _latent_draw(layout, device_arrays, x, key))
+    keys = jax.random.split(jax.random.PRNGKey(seed), n_draws)
+    within, between = zip(*(jax.device_get(one(jnp.asarray(x), k)) for x, k in zip(chosen, keys)))
+    return FactorScores(_within_latent(layout), [name for name, _ in
+                                                        _between_latent(layout)],
+                        np.stack(within), np.stack(between), _analysed_rows(fit.analysis, layout),
+                        np.asarray(arrays["cluster"]), thin)
+
+
+def check_supported(analysis):
+    """(layout, arrays) of an analysis whose factor scores can be drawn; else ModelError."""
+    layout, arrays = build_layout(analysis)
+    if layout.augmented:
+        raise ModelError("factor scores are not available yet for models with missing "
+                         "outcome values or categorical outcomes (the sampler draws those "
+                         "values along and does not keep them)")
+    return layout, arrays
+
+
+def _within_latent(layout: Layout) -> list[str]:
+    return [name.upper() for name in layout.spec.blocks[0].variables[layout.p:]]
+
+
+def _between_latent(layout: Layout) -> list[tuple[str, int]]:
+    """(report name, index into between) of every between value that is not data."""
+    if not layout.two_level:
+        return []
+    parts = {k for _, k in layout.parts}
+    unknown = sorted(set(range(layout.nb)) - set(layout.known))
+    return [((f"B_{layout.between[k]}" if k in parts else layout.between[k]).upper(), k)
+            for k in unknown]
+
+
+def _analysed_rows(analysis, layout: Layout) -> np.ndarray:
+    """Positions in the data of the rows the sampler used (rows with a missing
+    covariate are left out by build_layout)."""
+    data = analysis.data
+    columns = {name.lower(): i for i, name in enumerate(data.names)}
+    covariates = [columns[v.lower()] for v in layout.within_covariates]
+    missing = np.isnan(data.values[:, covariates]).any(axis=1) if covariates else (
+        np.zeros(data.n_obs, dtype=bool))
+    return np.flatnonzero(~missing)
+
+
+def _latent_draw(layout: Layout, arrays, x, key):
+    """(N, Lw) within and (J, Lb) between latent values for one parameter vector x."""
+    spec = layout.spec
+    mats = spec.unpack(x)
+    prep = density.prepare(layout, mats)
+    key_between, key_collapsed, key_within = jax.random.split(key, 3)
+    n_clusters = layout.n_clusters
+    if layout.two_level:
+        state = quadratic.draw_between_state(
+            jax.random.normal(key_between, (n_clusters, len(layout.stochastic))), layout,
+            prep, arrays)
+        zb = density.assemble_all(layout, prep, state, arrays)
+        if layout.collapsed:
+            zb = _draw_collapsed(layout, mats[1], zb, arrays["w"], key_collapsed)
+    else:
+        zb = jnp.zeros((n_clusters, 0))
+    within = _draw_within(layout, mats[0], zb, arrays, key_within)
+    between = zb[:, np.asarray([k for _, k in _between_latent(layout)], dtype=int)]
+    return within, between
+
+
+def _draw_collapsed(layout: Layout, b, zb, w, key):
+    """zb (J, nb) with the integrated-out between factors drawn given the kept values."""
+    inverse = linalg.inverse_identity_minus(b["beta"], layout.spec.pattern(1, "beta"))
+    cov = inverse @ b["psi"] @ inverse.T
+    mean = (inverse @ (b["alpha"][:, None] + b["gamma"] @ w.T)).T          # (J, nb)
+    kept, drawn = np.asarray(layout.innovations), np.asarray(layout.collapsed)
+    gain = jnp.linalg.solve(cov[np.ix_(kept, kept)], cov[np.ix_(kept, drawn)]).T
+    conditional = cov[np.ix_(drawn, drawn)] - gain @ cov[np.ix_(kept, drawn)]
+    centre = mean[:, drawn] + (zb[:, kept] - mean[:, kept]) @ gain.T
+    noise = jax.random.normal(key, centre.shape)
+    return zb.at[:, drawn].set(centre + noise @ _psd_root(conditional).T)
+
+
+def _draw_within(layout: Layout, w, zb, arrays, key):
+    """(N, Lw) within latent variables given each row's outcomes and cluster values."""
+    p = layout.p
+    inverse = linalg.inverse_identity_minus(w["beta"], layout.spec.pattern(0, "beta"))
+    if inverse.shape[0] == p:
+        return jnp.zeros((arrays["y"].shape[0], 0))
+    cov = inverse @ w["psi"] @ inverse.T
+    gamma = jnp.broadcast_to(w["gamma"], (zb.shape[0],) + w["gamma"].shape)
+    for row, col, source in layout.random_slopes:
+        gamma = gamma.at[:, row, col].add(zb[:, source])
+    shift = jnp.zeros((zb.shape[0], inverse.shape[0])).at[:, :p].set(
+        zb @ jnp.asarray(density.part_matrix(layout)).T)
+    cluster = arrays["cluster"]
+    mean = (inverse @ (w["alpha"][None, :, None] + gamma[cluster] @ arrays["c"][:, :, None])
+            )[:, :, 0] + shift[cluster]                                       # (N, nv)
+    observed, latent = np.arange(p), np.arange(p, inverse.shape[0])
+    gain = jnp.linalg.solve(cov[np.ix_(observed, observed)], cov[np.ix_(observed, latent)]).T
+    conditional = cov[np.ix_(latent, latent)] - gain @ cov[np.ix_(observed, latent)]
+    centre = mean[:, latent] + (arrays["y"] - mean[:, observed]) @ gain.T
+    noise = jax.random.normal(key, centre.shape)
+    return centre + noise @ _psd_root(conditional).T
+
+
+def _psd_root(cov):
+    """A square root of a positive semi-definite matrix (zero directions allowed)."""
+    values, vectors = jnp.linalg.eigh(0.5 * (cov + cov.T))
+    return vectors * jnp.sqrt(jnp.clip(values, 0.0, None))[None, :]
