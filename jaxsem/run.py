@@ -7,7 +7,7 @@ This is what ``jaxsem run FILE`` does (jaxsem/cli.py):
 
 1. read the input (:func:`jaxsem.inp.read_inp`, or :func:`read_config` for ``.yaml``)
    and refuse, in one message and before any data are read, every request that this
-   runner cannot honour (SAVEDATA: SAVE = FSCORES with ML, ...);
+   runner cannot honour (SAVEDATA: BPARAMETERS with ML, ...);
 2. read the data, check them against the model, and fit with the estimator the input
    names: BAYES -> :func:`jaxsem.bayes.fit_bayes` (``chains``/``seed`` override CHAINS
    and BSEED), ML/MLR -> :func:`jaxsem.ml.fit_ml`, TYPE = BASIC -> only the data summary
@@ -58,8 +58,9 @@ This is what ``jaxsem run FILE`` does (jaxsem/cli.py):
                          category proportions of categorical variables; else null
     bparameters          {file, columns} when SAVEDATA: BPARAMETERS; else null
     savedata             {file, columns, missing, fscores} when SAVEDATA: FILE (the
-                         analysis data; with SAVE = FSCORES (n [thin]) also the factor
-                         scores: fscores = {draws, thin, columns}); else null
+                         analysis data; with SAVE = FSCORES also the factor scores:
+                         fscores = {draws, thin, columns}, draws and thin null for the
+                         empirical Bayes scores of ML/MLR); else null
     plots                {folder, files} when PLOT: TYPE; else null
     files                {report, results}
 
@@ -193,6 +194,11 @@ def _run(job: _Job, out: Path, chains, seed, progress: bool, started: float) -> 
     else:
         analysis = job.analysis_input.prepare()
         data = analysis.data
+        if job.fscores is not None:
+            from jaxsem.bayes.scores import check_supported  # noqa: PLC0415
+
+            with _fscores_errors(job):
+                check_supported(analysis, "Bayes" if job.estimator == "bayes" else "ML")
         if "STDYX" in job.output and analysis.spec.random_cells:
             raise ModelError(f"{job.source}, line {_output_line(job, 'STDYX')}: OUTPUT: "
                              "STDYX is not available for a model with random slopes (the "
@@ -208,11 +214,6 @@ def _run(job: _Job, out: Path, chains, seed, progress: bool, started: float) -> 
                 options["bseed"] = seed
             with _in_file(job.source):
                 opts = BayesOptions(**options, progress=progress)
-            if job.fscores is not None:
-                from jaxsem.bayes.scores import check_supported  # noqa: PLC0415
-
-                with _fscores_errors(job):
-                    check_supported(analysis)
             try:
                 fit = fit_bayes(analysis, opts)
             except ModelError as error:
@@ -221,6 +222,7 @@ def _run(job: _Job, out: Path, chains, seed, progress: bool, started: float) -> 
                 raise
         else:
             from jaxsem.ml import MLOptions, fit_ml  # noqa: PLC0415
+
 
             with _in_file(job.source):
                 opts = MLOptions(estimator=job.estimator, **job.analysis_input.options)
@@ -238,19 +240,23 @@ def _run(job: _Job, out: Path, chains, seed, progress: bool, started: float) -> 
     if job.savefile:
         score_names = []
         if job.fscores is not None:
-            from jaxsem.bayes.scores import draw_factor_scores  # noqa: PLC0415
+            from jaxsem.bayes import scores as factor_scores  # noqa: PLC0415
 
-            draws = job.fscores[0] if job.fscores else FSCORES_DRAWS
-            thin = job.fscores[1] if len(job.fscores) > 1 else None
             with _fscores_errors(job):
-                scores = draw_factor_scores(fit, draws, thin, seed=fit.options.bseed)
+                if job.estimator == "bayes":
+                    draws = job.fscores[0] if job.fscores else FSCORES_DRAWS
+                    thin = job.fscores[1] if len(job.fscores) > 1 else None
+                    scores = factor_scores.draw_factor_scores(fit, draws, thin,
+                                                              seed=fit.options.bseed)
+                else:
+                    scores = factor_scores.expected_factor_scores(fit)
             score_names = [name.upper() for name in scores.per_row()[0]]
         savefile = {"file": job.savefile, "columns": list(data.names) + score_names + [
             c for c in data.cluster_names if c not in data.names],
                     "missing": "*",
                     "fscores": None if scores is None else {
-                        "draws": int(scores.within.shape[0]), "thin": scores.thin,
-                        "columns": score_names}}
+                        "draws": None if scores.expected else int(scores.within.shape[0]),
+                        "thin": scores.thin, "columns": score_names}}
     bparameters = None
     if job.bparameters:
         bparameters = {"file": job.bparameters,
@@ -334,11 +340,14 @@ def _check_requests(job: _Job, chains, seed) -> None:
                         f"credibility intervals; ESTIMATOR = {job.estimator.upper()} gives "
                         "Wald intervals with plain CINTERVAL)"))
     if job.inp is not None:
-        if job.fscores is not None and not bayes:
-            o = job.inp.option("SAVEDATA", "SAVE")
-            refused.append((o.line, f"SAVEDATA: SAVE = {o.value} (factor scores are "
-                                    "implemented for ESTIMATOR = BAYES; this analysis uses "
-                            f"{'TYPE = BASIC' if basic else 'ESTIMATOR = ' + job.estimator.upper()})"))
+        o = job.inp.option("SAVEDATA", "SAVE")
+        if job.fscores is not None and basic:
+            refused.append((o.line, f"SAVEDATA: SAVE = {o.value} (TYPE = BASIC fits no "
+                                    "model)"))
+        elif job.fscores and not bayes:
+            refused.append((o.line, f"SAVEDATA: SAVE = {o.value} (a number of draws is for "
+                                    f"ESTIMATOR = BAYES; ESTIMATOR = {job.estimator.upper()} "
+                                    "saves the empirical Bayes scores: write SAVE = FSCORES;)"))
     if job.bparameters and not bayes:
         refused.append((_option_line(job, "SAVEDATA", "BPARAMETERS"),
                         "SAVEDATA: BPARAMETERS (saves Bayes draws; this analysis uses "
@@ -1039,7 +1048,12 @@ def _report(job: _Job, fit, data, results: dict, stats, hpd, plot_pages) -> str:
         lines += [f"  {k:>5}  {name.upper()}"
                   for k, name in enumerate(results["savedata"]["columns"], start=1)]
         fscores = results["savedata"]["fscores"]
-        if fscores is not None:
+        if fscores is not None and fscores["draws"] is None:
+            lines += ["", "  Factor scores (SAVE = FSCORES): the empirical Bayes scores, the",
+                      "  expected value of every latent value given the data at the "
+                      "estimates.", "  Between-level values repeat on every row of a "
+                      "cluster; B_Y is the", "  between part of a within-varying Y."]
+        elif fscores is not None:
             lines += ["", f"  Factor scores (SAVE = FSCORES): {fscores['draws']} posterior "
                       "draws of every latent", "  value, each given one kept parameter draw "
                       f"(every {fscores['thin']} kept iterations, from", "  the end of each "

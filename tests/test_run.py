@@ -297,8 +297,8 @@ def test_interrupt_before_any_result_exits_3_and_writes_nothing(inputs, tmp_path
     ("ex9_1a", ("y ON w xm;", "y ON w xm zz;"), "'zz' is not a variable"),
     ("ex9_1b", ("OUTPUT: TECH1;", "OUTPUT: TECH1;\nSAVEDATA: FILE = f.dat; "
                                   "SAVE = FSCORES (50);"),
-     r"1 request\(s\).*line 22: SAVEDATA: SAVE = FSCORES \(50\) \(factor scores are "
-     r"implemented for ESTIMATOR = BAYES; this analysis uses ESTIMATOR = MLR\)"),
+     r"1 request\(s\).*line 22: SAVEDATA: SAVE = FSCORES \(50\) \(a number of draws is "
+     r"for ESTIMATOR = BAYES; ESTIMATOR = MLR saves the empirical Bayes scores"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(name, change, message, tmp_path, capsys):
     source = _copy(tmp_path, name, [change])
@@ -488,3 +488,25 @@ def test_fscores_with_missing_outcomes_are_refused_before_sampling(tmp_path, cap
     assert "line 24: SAVEDATA: SAVE = FSCORES: factor scores are not available yet for " \
            "models with missing outcome values" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_ml_fscores_are_the_empirical_bayes_scores(tmp_path):
+    """UG ex9.6 with complete data, ML: one column per latent value (the expected value
+    given the data at the estimates), the same as jaxsem.bayes.scores computes."""
+    from jaxsem.bayes import scores
+
+    source = _copy(tmp_path, "ex9_6", [("MISSING = BLANK;", ""),
+                                       ("fb ON w;", "fb ON w;\nSAVEDATA: FILE = s.dat;\n"
+                                        "  SAVE = FSCORES;")])
+    data = (tmp_path / "ex9_6.dat").read_text().splitlines()
+    (tmp_path / "ex9_6.dat").write_text("\n".join(line for line in data
+                                                  if "        " not in line) + "\n")
+    result = run_input(source, out_dir=tmp_path / "out", progress=False)
+    savedata = result.results["savedata"]
+    assert savedata["fscores"] == {"draws": None, "thin": None,
+                                   "columns": ["FW", "FB"]}
+    saved = np.loadtxt(tmp_path / "out" / "s.dat")
+    expected = scores.expected_factor_scores(result.fit)
+    np.testing.assert_allclose(saved[:, savedata["columns"].index("FW")],
+                               expected.within[0, :, 0], rtol=1e-9)
+    assert "the empirical Bayes scores" in (tmp_path / "out" / "ex9_6.out").read_text()

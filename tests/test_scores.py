@@ -122,3 +122,23 @@ def test_demo_twolevel_scores_agree_with_lavaan():
                              reference["between_scores"])):
         z = (draws.mean(0) - np.asarray(expected)) / (draws.std(0) / np.sqrt(len(draws)))
         assert np.abs(z).mean() < 1.0 and np.abs(z).max() < 5.5
+
+
+def test_ml_empirical_bayes_scores_equal_lavaan():
+    """The conditional means at the ML estimates (noise set to zero in the same steps)
+    are lavaan's lavPredict EBM scores: equal to rounding once the estimates agree
+    (the ML fits agree to about 1e-6 in the parameters)."""
+    from jaxsem.ml import MLOptions, fit_ml
+
+    root = Path(__file__).resolve().parents[1] / "bench/peers"
+    reference = json.loads((root / "outputs/fscores_lavaan.json").read_text())
+    frame = pd.read_csv(root / "data/Demo.twolevel.csv")
+    model = jaxsem.Model.from_lavaan("level: 1\n fw =~ y1 + y2 + y3\nlevel: 2\n"
+                                     " fb =~ y1 + y2 + y3", clusters=["cluster"])
+    fit = fit_ml(model.prepare(frame[["y1", "y2", "y3", "cluster"]]),
+                 MLOptions(saturated=False))
+    result = scores.expected_factor_scores(fit)
+    assert result.expected and result.per_row()[0] == ["FW", "B_Y1", "B_Y2", "B_Y3", "FB"]
+    np.testing.assert_allclose(result.within[0, :, 0], reference["within_scores"], atol=1e-5)
+    np.testing.assert_allclose(result.between[0, :, -1], reference["between_scores"],
+                               atol=1e-5)

@@ -16,6 +16,10 @@ joint posterior (composition sampling):
 Summaries per unit (mean, median, SD, 2.5% and 97.5%) are what Mplus saves. Outcomes
 that the sampler augments (missing values, categorical latent responses) would have to
 be drawn along; such models are refused for now.
+
+Every step is linear-Gaussian, so the same steps with the noise set to zero give the
+exact posterior means of the latent values given the data at one parameter vector:
+the empirical Bayes scores of an ML fit (:func:`expected_factor_scores`; lavaan's EBM).
 """
 from __future__ import annotations
 
@@ -47,17 +51,27 @@ class FactorScores:
     between: np.ndarray
     rows: np.ndarray
     cluster: np.ndarray
-    thin: int
+    thin: int | None
+
+    @property
+    def expected(self) -> bool:
+        """True for empirical Bayes scores (one set of conditional means, no draws)."""
+        return self.thin is None
 
     def per_row(self) -> tuple[list[str], np.ndarray]:
         """Column names and (N, 5 * (Lw + Lb)) summaries of every analysed row: for each
         latent value its posterior mean, median, SD and 2.5% / 97.5% quantiles (a
-        cluster's values repeated on each of its rows)."""
+        cluster's values repeated on each of its rows); (N, Lw + Lb) expected values
+        for empirical Bayes scores."""
         names, columns = [], []
         for label, draws in ((self.within_names, self.within),
                              (self.between_names, self.between[:, self.cluster])):
             for k, name in enumerate(label):
                 values = draws[:, :, k]
+                if self.expected:
+                    names.append(name)
+                    columns.append(values[0])
+                    continue
                 names += [name] + [f"{name}_{s}" for s in SUMMARIES[1:]]
                 columns += [values.mean(0), np.median(values, 0), values.std(0, ddof=1),
                             np.quantile(values, 0.025, 0), np.quantile(values, 0.975, 0)]
@@ -96,9 +110,21 @@ def draw_factor_scores(fit, n_draws: int, thin: int | None = None,
                         np.asarray(arrays["cluster"]), thin)
 
 
-def check_supported(analysis):
+def expected_factor_scores(fit) -> FactorScores:
+    """Empirical Bayes scores of an ML fit: the posterior means of every latent value
+    given the data at the estimates ``fit.x`` (lavaan's EBM, "regression" scores)."""
+    layout, arrays = check_supported(fit.analysis, "ML")
+    device_arrays = {k: jnp.asarray(v) for k, v in arrays.items()}
+    within, between = jax.device_get(jax.jit(lambda x: _latent_draw(
+        layout, device_arrays, x, jax.random.PRNGKey(0), noise_scale=0.0))(jnp.asarray(fit.x)))
+    return FactorScores(_within_latent(layout), [name for name, _ in _between_latent(layout)],
+                        within[None], between[None], _analysed_rows(fit.analysis, layout),
+                        np.asarray(arrays["cluster"]), None)
+
+
+def check_supported(analysis, estimator: str = "Bayes"):
     """(layout, arrays) of an analysis whose factor scores can be drawn; else ModelError."""
-    layout, arrays = build_layout(analysis)
+    layout, arrays = build_layout(analysis, estimator)
     if layout.augmented:
         raise ModelError("factor scores are not available yet for models with missing "
                          "outcome values or categorical outcomes (the sampler draws those "
@@ -111,11 +137,13 @@ def _within_latent(layout: Layout) -> list[str]:
 
 
 def _between_latent(layout: Layout) -> list[tuple[str, int]]:
-    """(report name, index into between) of every between value that is not data."""
+    """(report name, index into between) of every between value that is not data,
+    except between parts fixed by the others (residual variance 0: ``y1@0``)."""
     if not layout.two_level:
         return []
     parts = {k for _, k in layout.parts}
-    unknown = sorted(set(range(layout.nb)) - set(layout.known))
+    unknown = sorted(set(range(layout.nb)) - set(layout.known)
+                     - (parts & set(layout.deterministic)))
     return [((f"B_{layout.between[k]}" if k in parts else layout.between[k]).upper(), k)
             for k in unknown]
 
@@ -131,28 +159,28 @@ def _analysed_rows(analysis, layout: Layout) -> np.ndarray:
     return np.flatnonzero(~missing)
 
 
-def _latent_draw(layout: Layout, arrays, x, key):
-    """(N, Lw) within and (J, Lb) between latent values for one parameter vector x."""
+def _latent_draw(layout: Layout, arrays, x, key, noise_scale: float = 1.0):
+    """(N, Lw) within and (J, Lb) between latent values for one parameter vector x: a
+    draw, or with ``noise_scale`` 0 the conditional means."""
     spec = layout.spec
     mats = spec.unpack(x)
     prep = density.prepare(layout, mats)
     key_between, key_collapsed, key_within = jax.random.split(key, 3)
     n_clusters = layout.n_clusters
     if layout.two_level:
-        state = quadratic.draw_between_state(
-            jax.random.normal(key_between, (n_clusters, len(layout.stochastic))), layout,
-            prep, arrays)
+        state = quadratic.draw_between_state(noise_scale * jax.random.normal(
+            key_between, (n_clusters, len(layout.stochastic))), layout, prep, arrays)
         zb = density.assemble_all(layout, prep, state, arrays)
         if layout.collapsed:
-            zb = _draw_collapsed(layout, mats[1], zb, arrays["w"], key_collapsed)
+            zb = _draw_collapsed(layout, mats[1], zb, arrays["w"], key_collapsed, noise_scale)
     else:
         zb = jnp.zeros((n_clusters, 0))
-    within = _draw_within(layout, mats[0], zb, arrays, key_within)
+    within = _draw_within(layout, mats[0], zb, arrays, key_within, noise_scale)
     between = zb[:, np.asarray([k for _, k in _between_latent(layout)], dtype=int)]
     return within, between
 
 
-def _draw_collapsed(layout: Layout, b, zb, w, key):
+def _draw_collapsed(layout: Layout, b, zb, w, key, noise_scale):
     """zb (J, nb) with the integrated-out between factors drawn given the kept values."""
     inverse = linalg.inverse_identity_minus(b["beta"], layout.spec.pattern(1, "beta"))
     cov = inverse @ b["psi"] @ inverse.T
@@ -161,11 +189,11 @@ def _draw_collapsed(layout: Layout, b, zb, w, key):
     gain = jnp.linalg.solve(cov[np.ix_(kept, kept)], cov[np.ix_(kept, drawn)]).T
     conditional = cov[np.ix_(drawn, drawn)] - gain @ cov[np.ix_(kept, drawn)]
     centre = mean[:, drawn] + (zb[:, kept] - mean[:, kept]) @ gain.T
-    noise = jax.random.normal(key, centre.shape)
+    noise = noise_scale * jax.random.normal(key, centre.shape)
     return zb.at[:, drawn].set(centre + noise @ _psd_root(conditional).T)
 
 
-def _draw_within(layout: Layout, w, zb, arrays, key):
+def _draw_within(layout: Layout, w, zb, arrays, key, noise_scale):
     """(N, Lw) within latent variables given each row's outcomes and cluster values."""
     p = layout.p
     inverse = linalg.inverse_identity_minus(w["beta"], layout.spec.pattern(0, "beta"))
@@ -184,7 +212,7 @@ def _draw_within(layout: Layout, w, zb, arrays, key):
     gain = jnp.linalg.solve(cov[np.ix_(observed, observed)], cov[np.ix_(observed, latent)]).T
     conditional = cov[np.ix_(latent, latent)] - gain @ cov[np.ix_(observed, latent)]
     centre = mean[:, latent] + (arrays["y"] - mean[:, observed]) @ gain.T
-    noise = jax.random.normal(key, centre.shape)
+    noise = noise_scale * jax.random.normal(key, centre.shape)
     return centre + noise @ _psd_root(conditional).T
 
 
