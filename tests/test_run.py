@@ -478,15 +478,30 @@ def test_fscores_are_saved_with_the_analysis_data(tmp_path):
     assert "Factor scores (SAVE = FSCORES): 100 posterior draws" in report
 
 
-def test_fscores_with_missing_outcomes_are_refused_before_sampling(tmp_path, capsys):
+def test_fscores_with_missing_outcomes(tmp_path):
+    """UG ex9.6 (blank = missing outcome entries), Bayes: every row gets its scores
+    (missing entries are drawn along, given the row's observed ones)."""
     source = _copy(tmp_path, "ex9_6", [("TYPE = TWOLEVEL;", "TYPE = TWOLEVEL;\n"
                                         "        ESTIMATOR = BAYES; FBITERATIONS = 200;"),
                                        ("fb ON w;", "fb ON w;\nSAVEDATA: FILE = s.dat;\n"
                                         "  SAVE = FSCORES (20);")])
+    result = run_input(source, out_dir=tmp_path / "out", progress=False)
+    assert np.isnan(result.data.values[:, :4]).any()
+    columns = result.results["savedata"]["columns"]
+    assert columns[7:12] == ["FW", "FW_MEDIAN", "FW_SD", "FW_LOWER_2.5", "FW_UPPER_97.5"]
+    saved = np.genfromtxt(tmp_path / "out" / "s.dat", missing_values="*")
+    assert np.isfinite(saved[:, 7:-1]).all()
+
+
+def test_fscores_with_categorical_outcomes_are_refused_before_fitting(tmp_path, capsys):
+    source = _copy(tmp_path, "ex9_3", [("TYPE = TWOLEVEL;", "TYPE = TWOLEVEL;\n"
+                                        "        ESTIMATOR = BAYES;"),
+                                       ("u ON w y;", "u ON w y;\nSAVEDATA: FILE = s.dat;\n"
+                                        "  SAVE = FSCORES (20);")])
     assert main(["run", str(source), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    assert "line 24: SAVEDATA: SAVE = FSCORES: factor scores are not available yet for " \
-           "models with missing outcome values" in err
+    assert "line 21: SAVEDATA: SAVE = FSCORES: factor scores are not available yet for " \
+           "models with categorical outcomes" in err
     assert not (tmp_path / "out").exists()
 
 

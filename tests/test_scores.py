@@ -29,9 +29,10 @@ def _analysis(name, sizes=(3, 2, 4, 3), seed=0):
     return model.prepare(frame), x + np.random.default_rng(seed).normal(0, 0.1, len(x))
 
 
-def _exact_cluster_posterior(layout, arrays, x, j):
+def _exact_cluster_posterior(layout, arrays, x, j, observed=None):
     """Mean and covariance of (within latents of cluster j's rows, between values) given
-    its outcomes: all of them linear in the innovations, conditioned in numpy."""
+    its outcomes (the entries ``observed`` marks, default all): all of them linear in
+    the innovations, conditioned in numpy."""
     mats = [{k: np.asarray(v) for k, v in m.items()} for m in layout.spec.unpack(x)]
     w, b = mats
     p, nv, nb = layout.p, w["beta"].shape[0], b["beta"].shape[0]
@@ -64,6 +65,12 @@ def _exact_cluster_posterior(layout, arrays, x, j):
     s_tt = target_map @ cov_z @ target_map.T
     gain = s_to @ np.linalg.inv(s_oo)
     y = arrays["y"][rows].ravel()
+    if observed is not None:
+        keep = observed[rows].ravel()
+        observed_map, observed_mean, y = observed_map[keep], observed_mean[keep], y[keep]
+        s_oo = observed_map @ cov_z @ observed_map.T
+        s_to = target_map @ cov_z @ observed_map.T
+        gain = s_to @ np.linalg.inv(s_oo)
     return target_mean + gain @ (y - observed_mean), s_tt - gain @ s_to.T, rows
 
 
@@ -142,3 +149,34 @@ def test_ml_empirical_bayes_scores_equal_lavaan():
     np.testing.assert_allclose(result.within[0, :, 0], reference["within_scores"], atol=1e-5)
     np.testing.assert_allclose(result.between[0, :, -1], reference["between_scores"],
                                atol=1e-5)
+
+
+def test_latent_draws_with_missing_outcomes_follow_the_exact_conditional():
+    """Missing outcome values: the draws of the latent values given only the observed
+    entries match the exact joint-normal conditional of each cluster (the same numpy
+    reference, conditioned on the observed entries alone)."""
+    _, x = _analysis("covariates")
+    text, roles = MODELS["covariates"]
+    model = jaxsem.Model.from_mplus(text, clusters=["c"], **roles)
+    truth = model.spec.start_values()
+    frame = model.spec.simulate(truth, jax.random.PRNGKey(3), [3, 4, 2, 3], cluster_names=["c"])
+    frame.loc[[0, 4, 5, 9], "y2"] = np.nan
+    frame.loc[[4, 7], "y1"] = np.nan
+    analysis = model.prepare(frame)
+    layout, arrays = scores.check_supported(analysis)
+    assert layout.has_missing
+    device = jax.tree_util.tree_map(np.asarray, arrays)
+    draw = jax.jit(jax.vmap(lambda key: scores._latent_draw(layout, device, x, key)))
+    within, between = draw(jax.random.split(jax.random.PRNGKey(2), 4000))
+    for j in range(layout.n_clusters):
+        mean, cov, rows = _exact_cluster_posterior(layout, arrays, x, j,
+                                                   observed=arrays["observed"])
+        sampled = np.concatenate([np.asarray(within)[:, rows, 0],
+                                  np.asarray(between)[:, j]], axis=1)
+        se = np.sqrt(np.diag(cov) / len(sampled))
+        np.testing.assert_array_less(np.abs(sampled.mean(0) - mean), 4.5 * se)
+        np.testing.assert_allclose(sampled.var(0), np.diag(cov), rtol=0.12)
+    means = jax.jit(lambda: scores._latent_draw(layout, device, x, jax.random.PRNGKey(0),
+                                                noise_scale=0.0))()
+    mean, _, rows = _exact_cluster_posterior(layout, arrays, x, 1, observed=arrays["observed"])
+    np.testing.assert_allclose(np.asarray(means[0])[rows, 0], mean[:len(rows)], atol=1e-10)

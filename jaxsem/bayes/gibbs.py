@@ -313,7 +313,7 @@ def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
             x, between, y = categorical.update(schedule.categorical, layout, x, between, y,
                                                arrays, noise["categorical"], parity)
         if layout.has_missing:
-            y = _impute_missing(noise["missing"], layout, spec.unpack(x), arrays, between, y)
+            y = impute_missing(noise["missing"], layout, spec.unpack(x), arrays, between, y)
         if layout.augmented:
             arrays = dict(arrays, moments=_moments(layout, arrays, y))
         if schedule.scale_moves:
@@ -490,7 +490,7 @@ def _moments(layout: Layout, arrays, y):
                                num_segments=layout.n_clusters)
 
 
-def _impute_missing(noise, layout: Layout, mats, arrays, between, y):
+def impute_missing(noise, layout: Layout, mats, arrays, between, y):
     """Draw each missing outcome from its within-level conditional given the observed
     outcomes of the row, its cluster's between values and the parameters (MAR)."""
     prep = density.prepare(layout, mats)

@@ -4,18 +4,23 @@ For each of n kept parameter draws x (spread over the chains), the latent values
 drawn from their exact conditionals, which makes (x, latent values) a draw from the
 joint posterior (composition sampling):
 
-1. between state | x, data: every cluster's stochastic between values (between parts
-   of within-varying variables, random slopes, between factors kept in the state), the
-   sampler's own Gaussian block (bayes.quadratic);
-2. between factors integrated out by the sampler | kept between values, x: Gaussian
+1. between state | x, observed data: every cluster's stochastic between values
+   (between parts of within-varying variables, random slopes, between factors kept in
+   the state), the sampler's own Gaussian block (bayes.quadratic); with missing
+   outcome values, from the observed entries only: the cluster density of the ML
+   likelihood (FIML by missing-data pattern) is quadratic in the state, and its
+   gradient and Hessian give the exact Gaussian conditional;
+2. missing outcome values | the row's observed ones, its cluster's values, x: the
+   sampler's imputation step;
+3. between factors integrated out by the sampler | kept between values, x: Gaussian
    conditioning in the between model's joint normal;
-3. within latent variables | the row's outcomes, its cluster's between values, x:
-   Gaussian conditioning in the within model's joint normal,
+4. within latent variables | the row's (completed) outcomes, its cluster's between
+   values, x: Gaussian conditioning in the within model's joint normal,
    ``v = (I - B)^-1 (alpha + Gamma_j c + zeta)``, zeta ~ N(0, Psi).
 
-Summaries per unit (mean, median, SD, 2.5% and 97.5%) are what Mplus saves. Outcomes
-that the sampler augments (missing values, categorical latent responses) would have to
-be drawn along; such models are refused for now.
+Summaries per unit (mean, median, SD, 2.5% and 97.5%) are what Mplus saves.
+Categorical outcomes would need their latent responses drawn along the chain; such
+models are refused for now.
 
 Every step is linear-Gaussian, so the same steps with the noise set to zero give the
 exact posterior means of the latent values given the data at one parameter vector:
@@ -30,9 +35,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsem.bayes import density, quadratic
+from jaxsem.bayes.gibbs import impute_missing
 from jaxsem.bayes.layout import Layout, build_layout
 from jaxsem.errors import ModelError
-from jaxsem.kernels import linalg
+from jaxsem.kernels import gaussian, linalg
+from jaxsem.ml.likelihood import complete_cluster_densities, missing_patterns
 
 SUMMARIES = ("mean", "median", "sd", "lower_2.5", "upper_97.5")
 
@@ -123,12 +130,16 @@ def expected_factor_scores(fit) -> FactorScores:
 
 
 def check_supported(analysis, estimator: str = "Bayes"):
-    """(layout, arrays) of an analysis whose factor scores can be drawn; else ModelError."""
+    """(layout, arrays) of an analysis whose factor scores can be drawn; else ModelError.
+    With missing outcome values, ``arrays`` gains the missing-data patterns."""
     layout, arrays = build_layout(analysis, estimator)
-    if layout.augmented:
-        raise ModelError("factor scores are not available yet for models with missing "
-                         "outcome values or categorical outcomes (the sampler draws those "
-                         "values along and does not keep them)")
+    if layout.categorical or layout.between_categorical:
+        raise ModelError("factor scores are not available yet for models with categorical "
+                         "outcomes (the sampler draws their latent responses along and "
+                         "does not keep them)")
+    if layout.has_missing:
+        masks, arrays["row_pattern"] = missing_patterns(arrays["observed"])
+        arrays["masks"] = np.asarray(masks, dtype=float)
     return layout, arrays
 
 
@@ -165,19 +176,42 @@ def _latent_draw(layout: Layout, arrays, x, key, noise_scale: float = 1.0):
     spec = layout.spec
     mats = spec.unpack(x)
     prep = density.prepare(layout, mats)
-    key_between, key_collapsed, key_within = jax.random.split(key, 3)
+    key_between, key_missing, key_collapsed, key_within = jax.random.split(key, 4)
     n_clusters = layout.n_clusters
+    y = arrays["y"]
+    state = jnp.zeros((n_clusters, 0))
     if layout.two_level:
-        state = quadratic.draw_between_state(noise_scale * jax.random.normal(
-            key_between, (n_clusters, len(layout.stochastic))), layout, prep, arrays)
+        noise = noise_scale * jax.random.normal(key_between,
+                                                (n_clusters, len(layout.stochastic)))
+        if layout.has_missing:
+            state = _state_given_observed(layout, mats, arrays, noise)
+        else:
+            state = quadratic.draw_between_state(noise, layout, prep, arrays)
+    if layout.has_missing:
+        y = impute_missing(noise_scale * jax.random.normal(key_missing, y.shape), layout,
+                           mats, arrays, state, y)
+    if layout.two_level:
         zb = density.assemble_all(layout, prep, state, arrays)
         if layout.collapsed:
             zb = _draw_collapsed(layout, mats[1], zb, arrays["w"], key_collapsed, noise_scale)
     else:
         zb = jnp.zeros((n_clusters, 0))
-    within = _draw_within(layout, mats[0], zb, arrays, key_within, noise_scale)
+    within = _draw_within(layout, mats[0], zb, dict(arrays, y=y), key_within, noise_scale)
     between = zb[:, np.asarray([k for _, k in _between_latent(layout)], dtype=int)]
     return within, between
+
+
+def _state_given_observed(layout: Layout, mats, arrays, noise):
+    """(J, nS) draw of every cluster's between state given the observed outcome entries
+    (noise (J, nS) standard normal; zero gives the conditional means)."""
+    n_state = len(layout.stochastic)
+    points = jnp.asarray(gaussian.quadratic_points(n_state))
+    masks = tuple(map(tuple, np.asarray(arrays["masks"]).astype(int).tolist()))
+    values = jax.vmap(lambda point: complete_cluster_densities(
+        layout, mats, arrays, jnp.broadcast_to(point, (layout.n_clusters, n_state)),
+        masks))(points)
+    grad, precision = gaussian.quadratic_from_values(values, n_state)
+    return gaussian.sample_from_precision(noise, precision, grad)
 
 
 def _draw_collapsed(layout: Layout, b, zb, w, key, noise_scale):
