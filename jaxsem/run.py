@@ -59,8 +59,10 @@ This is what ``jaxsem run FILE`` does (jaxsem/cli.py):
     bparameters          {file, columns} when SAVEDATA: BPARAMETERS; else null
     savedata             {file, columns, missing, fscores} when SAVEDATA: FILE (the
                          analysis data; with SAVE = FSCORES also the factor scores:
-                         fscores = {draws, thin, columns}, draws and thin null for the
-                         empirical Bayes scores of ML/MLR); else null
+                         fscores = {draws, thin, continued, columns}, draws and thin
+                         null for the empirical Bayes scores of ML/MLR, continued true
+                         when the draws come from continuing the chains (categorical
+                         outcomes)); else null
     plots                {folder, files} when PLOT: TYPE; else null
     files                {report, results}
 
@@ -198,7 +200,8 @@ def _run(job: _Job, out: Path, chains, seed, progress: bool, started: float) -> 
             from jaxsem.bayes.scores import check_supported  # noqa: PLC0415
 
             with _fscores_errors(job):
-                check_supported(analysis, "Bayes" if job.estimator == "bayes" else "ML")
+                check_supported(analysis, "Bayes" if job.estimator == "bayes" else "ML",
+                                job.fscores[1] if len(job.fscores) > 1 else None)
         if "STDYX" in job.output and analysis.spec.random_cells:
             raise ModelError(f"{job.source}, line {_output_line(job, 'STDYX')}: OUTPUT: "
                              "STDYX is not available for a model with random slopes (the "
@@ -256,7 +259,8 @@ def _run(job: _Job, out: Path, chains, seed, progress: bool, started: float) -> 
                     "missing": "*",
                     "fscores": None if scores is None else {
                         "draws": None if scores.expected else int(scores.within.shape[0]),
-                        "thin": scores.thin, "columns": score_names}}
+                        "thin": scores.thin, "continued": scores.continued,
+                        "columns": score_names}}
     bparameters = None
     if job.bparameters:
         bparameters = {"file": job.bparameters,
@@ -1054,10 +1058,14 @@ def _report(job: _Job, fit, data, results: dict, stats, hpd, plot_pages) -> str:
                       "estimates.", "  Between-level values repeat on every row of a "
                       "cluster; B_Y is the", "  between part of a within-varying Y."]
         elif fscores is not None:
+            source = ([f"  value, each from the state of a chain continued past its end "
+                       f"(one every", f"  {fscores['thin']} iterations, the chains taking "
+                       "turns). NAME is the posterior mean,"] if fscores["continued"] else
+                      ["  value, each given one kept parameter draw "
+                       f"(every {fscores['thin']} kept iterations, from", "  the end of "
+                       "each chain, the chains taking turns). NAME is the posterior mean,"])
             lines += ["", f"  Factor scores (SAVE = FSCORES): {fscores['draws']} posterior "
-                      "draws of every latent", "  value, each given one kept parameter draw "
-                      f"(every {fscores['thin']} kept iterations, from", "  the end of each "
-                      "chain, the chains taking turns). NAME is the posterior mean,",
+                      "draws of every latent", *source,
                       "  NAME_MEDIAN, NAME_SD, NAME_LOWER_2.5 and NAME_UPPER_97.5 its "
                       "median,", "  standard deviation and 95% interval. Between-level "
                       "values repeat on every", "  row of a cluster; B_Y is the between "

@@ -460,7 +460,7 @@ def test_fscores_are_saved_with_the_analysis_data(tmp_path):
     savedata = result.results["savedata"]
     kept = result.results["convergence"]["kept_iterations"]
     assert savedata["fscores"] == {"draws": 100, "thin": kept // 50,   # 2 chains x 50
-                                   "columns": savedata["columns"][7:-1]}
+                                   "continued": False, "columns": savedata["columns"][7:-1]}
     columns = savedata["columns"]
     assert columns[:7] == ["y1", "y2", "y3", "y4", "x", "z", "w"] and columns[-1] == "clus"
     assert columns[7:12] == ["FW", "FW_MEDIAN", "FW_SD", "FW_LOWER_2.5", "FW_UPPER_97.5"]
@@ -493,16 +493,29 @@ def test_fscores_with_missing_outcomes(tmp_path):
     assert np.isfinite(saved[:, 7:-1]).all()
 
 
-def test_fscores_with_categorical_outcomes_are_refused_before_fitting(tmp_path, capsys):
-    source = _copy(tmp_path, "ex9_3", [("TYPE = TWOLEVEL;", "TYPE = TWOLEVEL;\n"
-                                        "        ESTIMATOR = BAYES;"),
-                                       ("u ON w y;", "u ON w y;\nSAVEDATA: FILE = s.dat;\n"
-                                        "  SAVE = FSCORES (20);")])
-    assert main(["run", str(source), "--out", str(tmp_path / "out")]) == 2
+def test_fscores_with_categorical_outcomes_continue_the_chains(tmp_path, capsys):
+    """UG ex9.3 (binary u): the scores come from states of the continued chains (the
+    latent responses are part of them); a thinning interval other than the chunk's is
+    refused at the SAVE line, before fitting."""
+    changes = [("TYPE = TWOLEVEL;", "TYPE = TWOLEVEL;\n        ESTIMATOR = BAYES; "
+                "FBITERATIONS = 200;"),
+               ("u ON w y;", "u ON w y;\nSAVEDATA: FILE = s.dat;\n  SAVE = FSCORES (10);")]
+    result = run_input(_copy(tmp_path, "ex9_3", changes), out_dir=tmp_path / "out",
+                       progress=False)
+    fscores = result.results["savedata"]["fscores"]
+    assert fscores["continued"] and fscores["draws"] == 10 and fscores["thin"] == 100
+    assert fscores["columns"][::5] == ["B_Y", "B_U"]
+    saved = np.loadtxt(tmp_path / "out" / "s.dat")
+    assert saved.shape == (result.data.n_obs, len(result.results["savedata"]["columns"]))
+    assert "from the state of a chain continued" in (tmp_path / "out" / "ex9_3.out").read_text()
+    changes[1] = ("u ON w y;", "u ON w y;\nSAVEDATA: FILE = s.dat;\n  SAVE = FSCORES (10 5);")
+    assert main(["run", str(_copy(tmp_path / "b", "ex9_3", changes)),
+                 "--out", str(tmp_path / "b" / "out")]) == 2
     err = capsys.readouterr().err
-    assert "line 21: SAVEDATA: SAVE = FSCORES: factor scores are not available yet for " \
-           "models with categorical outcomes" in err
-    assert not (tmp_path / "out").exists()
+    assert "line 21: SAVEDATA: SAVE = FSCORES: with categorical outcomes the draws come " \
+           "from continuing the chains, one every 100 iterations: leave out the " \
+           "thinning interval" in err
+    assert not (tmp_path / "b" / "out").exists()
 
 
 def test_ml_fscores_are_the_empirical_bayes_scores(tmp_path):
@@ -518,7 +531,7 @@ def test_ml_fscores_are_the_empirical_bayes_scores(tmp_path):
                                                   if "        " not in line) + "\n")
     result = run_input(source, out_dir=tmp_path / "out", progress=False)
     savedata = result.results["savedata"]
-    assert savedata["fscores"] == {"draws": None, "thin": None,
+    assert savedata["fscores"] == {"draws": None, "thin": None, "continued": False,
                                    "columns": ["FW", "FB"]}
     saved = np.loadtxt(tmp_path / "out" / "s.dat")
     expected = scores.expected_factor_scores(result.fit)

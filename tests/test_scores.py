@@ -180,3 +180,35 @@ def test_latent_draws_with_missing_outcomes_follow_the_exact_conditional():
                                                 noise_scale=0.0))()
     mean, _, rows = _exact_cluster_posterior(layout, arrays, x, 1, observed=arrays["observed"])
     np.testing.assert_allclose(np.asarray(means[0])[rows, 0], mean[:len(rows)], atol=1e-10)
+
+
+@pytest.mark.slow
+def test_ordinal_cfa_scores_agree_with_numpyro_nuts():
+    """Two-level ordinal CFA (bench_categorical's data): the posterior means of jaxsem's
+    factor scores (states of the continued chains) against numpyro NUTS, which samples
+    the scores with the parameters (bench/peers/numpyro_scores_reference.py). z =
+    difference / combined Monte Carlo SE: mean |z| about 0.8, maximum over 2000 rows
+    about 4."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench/peers"))
+    import numpyro_peers
+
+    root = Path(__file__).resolve().parents[1] / "bench/peers"
+    reference = json.loads((root / "outputs/numpyro_ordinal_scores.json").read_text())
+    data = numpyro_peers.make_data("ordinal_cfa_twolevel", seed=0)
+    frame = pd.DataFrame(data["u"], columns=["u1", "u2", "u3", "u4"])
+    frame["c"] = data["cluster"]
+    model = jaxsem.Model.from_mplus("%WITHIN%\n fw BY u1-u4;\n %BETWEEN%\n fb BY u1-u4;",
+                                    categorical=["u1", "u2", "u3", "u4"], clusters=["c"])
+    fit = model.fit(frame, chains=2, fbiterations=2000, bseed=0, progress=False)
+    n = 200
+    result = scores.draw_factor_scores(fit, n)
+    assert result.continued
+    for draws, site in ((result.within[:, :, 0], "fw"),
+                        (result.between[:, :, result.between_names.index("FB")], "fb")):
+        peer = reference[site]
+        se = np.sqrt(draws.var(0) / n + np.asarray(peer["sd"]) ** 2
+                     / np.asarray(peer["ess_bulk"]))
+        z = (draws.mean(0) - np.asarray(peer["mean"])) / se
+        assert np.abs(z).mean() < 1.1 and np.abs(z).max() < 5.5, (site, np.abs(z).mean(),
+                                                                   np.abs(z).max())

@@ -555,8 +555,10 @@ def ordinal_cfa_model(n_clusters: int, data: dict) -> None:
     z_e = numpyro.sample(
         "z_between_residual", dist.Normal(jnp.zeros((n_clusters, n_items)), 1.0).to_event(2)
     )
-    between = (jnp.sqrt(params["fb~~fb"]) * z_b)[:, None] * loadings_b + z_e * sd_residual_b
-    eta = (jnp.sqrt(params["fw~~fw"]) * z_w)[:, None] * loadings_w + between[data["cluster"]]
+    fw = numpyro.deterministic("fw", jnp.sqrt(params["fw~~fw"]) * z_w)
+    fb = numpyro.deterministic("fb", jnp.sqrt(params["fb~~fb"]) * z_b)
+    between = fb[:, None] * loadings_b + z_e * sd_residual_b
+    eta = fw[:, None] * loadings_w + between[data["cluster"]]
     numpyro.factor("loglik", ordered_probit_loglik(data["u"], eta, jnp.stack(thresholds)))
 
 
@@ -640,25 +642,34 @@ def _chain_runner(model, names, warmup: int, samples: int):
     return run_chain
 
 
-def run_nuts(name: str, data: dict, *, chains=4, warmup=1000, samples=1000, seed=0) -> dict:
+def compile_chain(name: str, data: dict, warmup: int, samples: int, extra_sites=()):
+    """(compiled chain runner, its inputs, seconds to trace and compile it); the runner
+    returns draws of the parameters and of ``extra_sites``."""
+    start = time.perf_counter()
+    model, inputs = model_inputs(name, data)
+    run_chain = _chain_runner(model, parameter_names(name) + tuple(extra_sites), warmup,
+                              samples)
+    compiled = jax.jit(run_chain).lower(jax.random.key(0), inputs).compile()
+    return compiled, inputs, time.perf_counter() - start
+
+
+def run_nuts(name: str, data: dict, *, chains=4, warmup=1000, samples=1000, seed=0,
+             extra_sites=()) -> dict:
     """Fit model ``name`` to ``data`` (from ``make_data``) with numpyro NUTS and time it.
 
     Returns ``compile_seconds``; ``sampling_seconds`` (warmup + sampling execution,
     all chains, run one after another); ``min_bulk_ess`` and ``min_ess_param``;
     ``ess_per_second`` (min bulk ESS / sampling_seconds); ``draws`` {name: (chains,
     samples)}; ``summary`` (arviz.summary DataFrame); ``divergences`` (after warmup,
-    all chains) and ``mean_leapfrog_steps`` (per draw after warmup).
+    all chains) and ``mean_leapfrog_steps`` (per draw after warmup); ``extra`` {site:
+    (chains, samples, ...)} for ``extra_sites`` (e.g. "fw", "fb": factor scores).
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; expected one of {MODELS}")
     names = parameter_names(name)
     keys = jax.random.split(jax.random.key(seed), chains)
-
-    start = time.perf_counter()
-    model, inputs = model_inputs(name, data)
-    run_chain = _chain_runner(model, names, warmup, samples)
-    compiled = jax.jit(run_chain).lower(keys[0], inputs).compile()
-    compile_seconds = time.perf_counter() - start
+    compiled, inputs, compile_seconds = compile_chain(name, data, warmup, samples,
+                                                      extra_sites)
 
     results = []
     sampling_seconds = 0.0
@@ -682,6 +693,8 @@ def run_nuts(name: str, data: dict, *, chains=4, warmup=1000, samples=1000, seed
         "summary": az.summary(posterior),
         "divergences": int(sum(int(r[1]) for r in results)),
         "mean_leapfrog_steps": float(np.mean([float(r[2]) for r in results])),
+        "extra": {site: np.stack([np.asarray(r[0][site]) for r in results])
+                  for site in extra_sites},
     }
 
 

@@ -135,7 +135,32 @@ def fit_bayes(analysis: Analysis, options: BayesOptions = BayesOptions()) -> Bay
                     sampling_seconds=sampling_seconds,
                     nuts_acceptance=float(np.mean(np.concatenate(accept, axis=1)[:, done // 2:]))
                     if schedule.nuts else None,
-                    final_between=np.asarray(states.between))
+                    final_states=states)
+
+
+def continue_chains(fit: BayesFit, n_chunks: int) -> list:
+    """Run ``n_chunks`` more chunks of iterations from the chains' last states (the same
+    compiled program, fresh random numbers) and return the state after each chunk
+    (gibbs.ChainState with a leading chain axis): draws of everything the chains carry,
+    latent responses and between values included."""
+    layout, arrays = build_layout(fit.analysis)
+    options = fit.options
+    if not layout.augmented:
+        arrays = {k: v for k, v in arrays.items()
+                  if k not in ("y", "observed", "c", "cluster", "codes")}
+    n_adapt = options.n_adapt if fit.schedule.nuts or fit.schedule.factor_levels else 0
+    chunk = min(options.chunk, fit.draws.shape[1])
+    shapes = tuple((name, a.shape, str(a.dtype)) for name, a in sorted(arrays.items()))
+    compiled = _compiled_chunk(layout, fit.schedule, n_adapt, chunk, options.thin,
+                               options.chains, shapes)
+    device_arrays = jax.tree_util.tree_map(jnp.asarray, arrays)
+    key = jax.random.PRNGKey(options.bseed)
+    states, out = fit.final_states, []
+    for step in range(n_chunks):
+        done = fit.draws.shape[1] + step * chunk
+        states, _ = compiled(device_arrays, states, key, np.int32(done))
+        out.append(states)
+    return out
 
 
 def potential_scale_reduction(draws: np.ndarray) -> np.ndarray:

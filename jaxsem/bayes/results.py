@@ -26,6 +26,8 @@ class BayesFit:
 
     ``draws``: (chains, iterations, n_free) every iteration; the last half is kept.
     ``psr_history``: (iteration, max PSR, parameter) after each chunk (TECH8-like).
+    ``final_states``: the chains' last states (gibbs.ChainState, leading chain axis),
+    from which :func:`jaxsem.bayes.driver.continue_chains` goes on.
     """
     analysis: object
     layout: object
@@ -38,7 +40,7 @@ class BayesFit:
     compile_seconds: float
     sampling_seconds: float
     nuts_acceptance: float | None
-    final_between: np.ndarray
+    final_states: object
     _summary: pd.DataFrame | None = field(default=None, repr=False)
     _standardized: pd.DataFrame | None = field(default=None, repr=False)
 

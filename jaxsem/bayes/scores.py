@@ -18,9 +18,12 @@ joint posterior (composition sampling):
    values, x: Gaussian conditioning in the within model's joint normal,
    ``v = (I - B)^-1 (alpha + Gamma_j c + zeta)``, zeta ~ N(0, Psi).
 
+With categorical outcomes the latent responses y* are part of what the chains carry:
+the chains are continued (driver.continue_chains, one chunk of iterations per draw),
+and steps 3-4 run on each state they reach, with its parameters, between values and
+latent responses (the state is a draw from the joint posterior).
+
 Summaries per unit (mean, median, SD, 2.5% and 97.5%) are what Mplus saves.
-Categorical outcomes would need their latent responses drawn along the chain; such
-models are refused for now.
 
 Every step is linear-Gaussian, so the same steps with the noise set to zero give the
 exact posterior means of the latent values given the data at one parameter vector:
@@ -35,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsem.bayes import density, quadratic
+from jaxsem.bayes.driver import continue_chains
 from jaxsem.bayes.gibbs import impute_missing
 from jaxsem.bayes.layout import Layout, build_layout
 from jaxsem.errors import ModelError
@@ -51,7 +55,9 @@ class FactorScores:
     ``between`` (n_draws, J, Lb) per cluster; names of the columns in
     ``within_names``/``between_names`` (between parts of within-varying variables as
     ``B_<name>``, Mplus's convention); ``cluster`` (N,) each row's cluster; ``thin``
-    the interval between the parameter draws used, in kept iterations."""
+    the interval between the parameter draws used, in iterations (None for empirical
+    Bayes scores); ``continued``: the draws come from continuing the chains past their
+    end (categorical outcomes) rather than from the kept iterations."""
     within_names: list[str]
     between_names: list[str]
     within: np.ndarray
@@ -59,6 +65,7 @@ class FactorScores:
     rows: np.ndarray
     cluster: np.ndarray
     thin: int | None
+    continued: bool = False
 
     @property
     def expected(self) -> bool:
@@ -91,11 +98,15 @@ def draw_factor_scores(fit, n_draws: int, thin: int | None = None,
 
     The parameter draws are taken every ``thin`` kept iterations counting back from the
     end of each chain, the chains taking turns (``thin`` defaults to spreading them over
-    the kept half evenly).
+    the kept half evenly). With categorical outcomes the chains are continued instead,
+    one draw per chunk of iterations (``thin`` must then be left out or equal it).
     """
-    layout, arrays = check_supported(fit.analysis)
+    chunk = min(fit.options.chunk, fit.draws.shape[1])
+    layout, arrays = check_supported(fit.analysis, thin=thin, chunk=chunk)
     if n_draws < 2:
         raise ModelError(f"SAVE = FSCORES ({n_draws}) needs at least 2 draws")
+    if _categorical(layout):
+        return _scores_from_continued_chains(fit, layout, arrays, n_draws, chunk, seed)
     kept = fit.kept
     chains, n_kept, _ = kept.shape
     per_chain = -(-n_draws // chains)
@@ -111,10 +122,7 @@ def draw_factor_scores(fit, n_draws: int, thin: int | None = None,
     one = jax.jit(lambda x, key: _latent_draw(layout, device_arrays, x, key))
     keys = jax.random.split(jax.random.PRNGKey(seed), n_draws)
     within, between = zip(*(jax.device_get(one(jnp.asarray(x), k)) for x, k in zip(chosen, keys)))
-    return FactorScores(_within_latent(layout), [name for name, _ in
-                                                        _between_latent(layout)],
-                        np.stack(within), np.stack(between), _analysed_rows(fit.analysis, layout),
-                        np.asarray(arrays["cluster"]), thin)
+    return _scores(fit.analysis, layout, arrays, within, between, thin)
 
 
 def expected_factor_scores(fit) -> FactorScores:
@@ -124,23 +132,59 @@ def expected_factor_scores(fit) -> FactorScores:
     device_arrays = {k: jnp.asarray(v) for k, v in arrays.items()}
     within, between = jax.device_get(jax.jit(lambda x: _latent_draw(
         layout, device_arrays, x, jax.random.PRNGKey(0), noise_scale=0.0))(jnp.asarray(fit.x)))
-    return FactorScores(_within_latent(layout), [name for name, _ in _between_latent(layout)],
-                        within[None], between[None], _analysed_rows(fit.analysis, layout),
-                        np.asarray(arrays["cluster"]), None)
+    return _scores(fit.analysis, layout, arrays, within[None], between[None], None)
 
 
-def check_supported(analysis, estimator: str = "Bayes"):
+def check_supported(analysis, estimator: str = "Bayes", thin: int | None = None,
+                    chunk: int = 100):
     """(layout, arrays) of an analysis whose factor scores can be drawn; else ModelError.
-    With missing outcome values, ``arrays`` gains the missing-data patterns."""
+    With missing outcome values, ``arrays`` gains the missing-data patterns. ``thin``:
+    the interval asked for; with categorical outcomes only ``chunk`` can be honoured."""
     layout, arrays = build_layout(analysis, estimator)
-    if layout.categorical or layout.between_categorical:
-        raise ModelError("factor scores are not available yet for models with categorical "
-                         "outcomes (the sampler draws their latent responses along and "
-                         "does not keep them)")
-    if layout.has_missing:
+    if _categorical(layout) and estimator != "Bayes":
+        raise ModelError("factor scores of categorical outcomes are available for "
+                         "ESTIMATOR = BAYES")
+    if _categorical(layout) and thin is not None and thin != chunk:
+        raise ModelError(f"with categorical outcomes the draws come from continuing the "
+                         f"chains, one every {chunk} iterations: leave out the thinning "
+                         "interval (SAVE = FSCORES (n);)")
+    if layout.has_missing and not _categorical(layout):
         masks, arrays["row_pattern"] = missing_patterns(arrays["observed"])
         arrays["masks"] = np.asarray(masks, dtype=float)
     return layout, arrays
+
+
+def _categorical(layout: Layout) -> bool:
+    return bool(layout.categorical or layout.between_categorical)
+
+
+def _scores_from_continued_chains(fit, layout: Layout, arrays, n_draws: int, chunk: int,
+                                  seed: int) -> FactorScores:
+    """Categorical outcomes: latent values given the states of the continued chains."""
+    chains = fit.draws.shape[0]
+    device_arrays = {k: jnp.asarray(v) for k, v in arrays.items()}
+
+    def latent(state, key):
+        known = device_arrays["known"] if state.known is None else state.known
+        values = dict(device_arrays, y=state.y, known=known)
+        return _latent_draw(layout, values, state.x, key, given_state=state.between)
+    one = jax.jit(jax.vmap(latent))
+    keys = jax.random.split(jax.random.PRNGKey(seed), n_draws)
+    within, between = [], []
+    for i, states in enumerate(continue_chains(fit, -(-n_draws // chains))):
+        w, b = jax.device_get(one(states, jax.random.split(keys[i], chains)))
+        within += list(w)
+        between += list(b)
+    return _scores(fit.analysis, layout, arrays, within[:n_draws], between[:n_draws], chunk,
+                   continued=True)
+
+
+def _scores(analysis, layout: Layout, arrays, within, between, thin,
+            continued: bool = False) -> FactorScores:
+    """FactorScores from per-draw (N, Lw) and (J, Lb) arrays, named from the layout."""
+    return FactorScores(_within_latent(layout), [name for name, _ in _between_latent(layout)],
+                        np.stack(within), np.stack(between), _analysed_rows(analysis, layout),
+                        np.asarray(arrays["cluster"]), thin, continued)
 
 
 def _within_latent(layout: Layout) -> list[str]:
@@ -170,9 +214,11 @@ def _analysed_rows(analysis, layout: Layout) -> np.ndarray:
     return np.flatnonzero(~missing)
 
 
-def _latent_draw(layout: Layout, arrays, x, key, noise_scale: float = 1.0):
+def _latent_draw(layout: Layout, arrays, x, key, noise_scale: float = 1.0,
+                 given_state=None):
     """(N, Lw) within and (J, Lb) between latent values for one parameter vector x: a
-    draw, or with ``noise_scale`` 0 the conditional means."""
+    draw, or with ``noise_scale`` 0 the conditional means; ``given_state`` (J, nS): the
+    between state of a chain (with arrays["y"] complete), not drawn again."""
     spec = layout.spec
     mats = spec.unpack(x)
     prep = density.prepare(layout, mats)
@@ -180,14 +226,16 @@ def _latent_draw(layout: Layout, arrays, x, key, noise_scale: float = 1.0):
     n_clusters = layout.n_clusters
     y = arrays["y"]
     state = jnp.zeros((n_clusters, 0))
-    if layout.two_level:
+    if given_state is not None:
+        state = given_state
+    elif layout.two_level:
         noise = noise_scale * jax.random.normal(key_between,
                                                 (n_clusters, len(layout.stochastic)))
         if layout.has_missing:
             state = _state_given_observed(layout, mats, arrays, noise)
         else:
             state = quadratic.draw_between_state(noise, layout, prep, arrays)
-    if layout.has_missing:
+    if layout.has_missing and given_state is None:
         y = impute_missing(noise_scale * jax.random.normal(key_missing, y.shape), layout,
                            mats, arrays, state, y)
     if layout.two_level:
