@@ -348,6 +348,9 @@ def _check_requests(job: _Job, chains, seed) -> None:
         if job.fscores is not None and basic:
             refused.append((o.line, f"SAVEDATA: SAVE = {o.value} (TYPE = BASIC fits no "
                                     "model)"))
+        elif job.fscores and (job.fscores[0] < 2 or min(job.fscores) < 1):
+            refused.append((o.line, f"SAVEDATA: SAVE = {o.value} (at least 2 draws and a "
+                                    "thinning interval of at least 1)"))
         elif job.fscores and not bayes:
             refused.append((o.line, f"SAVEDATA: SAVE = {o.value} (a number of draws is for "
                                     f"ESTIMATOR = BAYES; ESTIMATOR = {job.estimator.upper()} "

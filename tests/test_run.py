@@ -299,6 +299,9 @@ def test_interrupt_before_any_result_exits_3_and_writes_nothing(inputs, tmp_path
                                   "SAVE = FSCORES (50);"),
      r"1 request\(s\).*line 22: SAVEDATA: SAVE = FSCORES \(50\) \(a number of draws is "
      r"for ESTIMATOR = BAYES; ESTIMATOR = MLR saves the empirical Bayes scores"),
+    ("ex9_1a", ("OUTPUT: TECH1 TECH8;", "OUTPUT: TECH1 TECH8;\nSAVEDATA: FILE = f.dat; "
+                                        "SAVE = FSCORES (1);"),
+     r"1 request\(s\).*line 27: SAVEDATA: SAVE = FSCORES \(1\) \(at least 2 draws"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(name, change, message, tmp_path, capsys):
     source = _copy(tmp_path, name, [change])
