@@ -43,8 +43,9 @@ TYPE = BASIC gives the data summary only) and write, next to the input or into -
 A YAML config names the same analysis with the keys data (csv with a header, or
 whitespace-separated text with names), names, model, syntax (lavaan or mplus), within,
 between, cluster, categorical, missing, estimator (bayes, ml, mlr, basic), options,
-output (tech1, tech8, cinterval, cinterval(hpd), sampstat, stdyx), bparameters, plot, title;
-see configs/demo_twolevel.yaml.
+output (tech1, tech8, cinterval, cinterval(hpd), sampstat, stdyx), bparameters, savedata
+(the analysis data), fscores (true, n or [n, thin]: factor scores in the savedata file),
+plot, title; see configs/demo_twolevel.yaml.
 
 Requests jaxsem cannot honour yet (SAVEDATA: SAVE = FSCORES with ML, ...)
 are refused, all in one message, before anything is computed.

@@ -14,7 +14,8 @@ This is what ``jaxsem run FILE`` does (jaxsem/cli.py):
    and sample statistics;
 3. write, next to the input or into ``out_dir``: ``<stem>.out`` (Mplus-style report),
    ``results.json`` (the same numbers as data, schema below), and what SAVEDATA / PLOT
-   ask for (the analysis data with factor scores, BPARAMETERS draws, ``<stem>_plots/``). Files are written to a staging folder
+   ask for (the analysis data with factor scores, BPARAMETERS draws,
+   ``<stem>_plots/``). Files are written to a staging folder
    first and moved into place at the end: a run that fails before its results exist
    leaves nothing behind.
 
@@ -291,8 +292,22 @@ def _fscores_errors(job: _Job):
         try:
             yield
         except ModelError as error:
-            line = job.inp.option("SAVEDATA", "SAVE").line
-            raise ModelError(f"line {line}: SAVEDATA: SAVE = FSCORES: {error}") from None
+            raise ModelError(f"line {_fscores_line(job)}: {_fscores_name(job)}: {error}"
+                             ) from None
+
+
+def _fscores_line(job: _Job) -> int | None:
+    """Line of the factor-score request: SAVEDATA SAVE, or the config's fscores key."""
+    if job.inp is not None:
+        return job.inp.option("SAVEDATA", "SAVE").line
+    return _yaml_line(_yaml_node(job.text), "fscores")
+
+
+def _fscores_name(job: _Job) -> str:
+    """The factor-score request as written, for messages."""
+    if job.inp is not None:
+        return f"SAVEDATA: SAVE = {job.inp.option('SAVEDATA', 'SAVE').value}"
+    return f"fscores: {job.config['fscores_text']}"
 
 
 def _read_job(path: Path) -> _Job:
@@ -343,18 +358,17 @@ def _check_requests(job: _Job, chains, seed) -> None:
         refused.append((output_line("CINTERVAL"), f"OUTPUT: CINTERVAL({kind}) (Bayes "
                         f"credibility intervals; ESTIMATOR = {job.estimator.upper()} gives "
                         "Wald intervals with plain CINTERVAL)"))
-    if job.inp is not None:
-        o = job.inp.option("SAVEDATA", "SAVE")
-        if job.fscores is not None and basic:
-            refused.append((o.line, f"SAVEDATA: SAVE = {o.value} (TYPE = BASIC fits no "
-                                    "model)"))
+    if job.fscores is not None:
+        line, name = _fscores_line(job), _fscores_name(job)
+        if basic:
+            refused.append((line, f"{name} (TYPE = BASIC fits no model)"))
         elif job.fscores and (job.fscores[0] < 2 or min(job.fscores) < 1):
-            refused.append((o.line, f"SAVEDATA: SAVE = {o.value} (at least 2 draws and a "
-                                    "thinning interval of at least 1)"))
+            refused.append((line, f"{name} (at least 2 draws and a thinning interval of at "
+                                  "least 1)"))
         elif job.fscores and not bayes:
-            refused.append((o.line, f"SAVEDATA: SAVE = {o.value} (a number of draws is for "
-                                    f"ESTIMATOR = BAYES; ESTIMATOR = {job.estimator.upper()} "
-                                    "saves the empirical Bayes scores: write SAVE = FSCORES;)"))
+            refused.append((line, f"{name} (a number of draws is for ESTIMATOR = BAYES; "
+                                  f"ESTIMATOR = {job.estimator.upper()} saves the empirical "
+                                  "Bayes scores: ask for the factor scores without one)"))
     if job.bparameters and not bayes:
         refused.append((_option_line(job, "SAVEDATA", "BPARAMETERS"),
                         "SAVEDATA: BPARAMETERS (saves Bayes draws; this analysis uses "
@@ -408,7 +422,7 @@ def _output_line(job: _Job, word: str) -> int | None:
 
 _CONFIG_KEYS = ("title", "data", "names", "model", "syntax", "within", "between",
                 "cluster", "categorical", "missing", "estimator", "options", "output",
-                "bparameters", "plot")
+                "bparameters", "savedata", "fscores", "plot")
 _BAYES_CONFIG_OPTIONS = ("chains", "biterations", "fbiterations", "thin", "bseed",
                          "bconvergence", "point")
 _ML_CONFIG_OPTIONS = ("random_starts", "seed", "max_iterations", "tolerance")
@@ -426,8 +440,9 @@ def read_config(path: str | os.PathLike) -> dict:
     clusters, ML without), ``options`` (Bayes: chains, biterations (max or [max, min]),
     fbiterations, thin, bseed, bconvergence, point; ML/MLR: random_starts, seed,
     max_iterations, tolerance), ``output`` (list: tech1, tech8, cinterval,
-    cinterval(hpd), sampstat), ``bparameters`` (file name), ``plot`` (list: plot1,
-    plot2, plot3), ``title``.
+    cinterval(hpd), sampstat), ``bparameters`` (file name), ``savedata`` (file name:
+    the analysis data), ``fscores`` (with savedata: true, or for Bayes a number of draws
+    n or [n, thin], as SAVE = FSCORES), ``plot`` (list: plot1, plot2, plot3), ``title``.
     """
     return _job_from_config(Path(path)).config
 
@@ -544,9 +559,26 @@ def _job_from_config(path: Path) -> _Job:
         raise fail("plot", "give a list such as [plot2].")
     if any(p not in ("PLOT1", "PLOT2", "PLOT3") for p in plot):
         raise fail("plot", "the plot types are plot1, plot2, plot3.")
-    bparameters = config.get("bparameters")
-    if bparameters is not None and not isinstance(bparameters, str):
-        raise fail("bparameters", "give a file name.")
+    bparameters, savedata = config.get("bparameters"), config.get("savedata")
+    for key, value in (("bparameters", bparameters), ("savedata", savedata)):
+        if value is not None and not isinstance(value, str):
+            raise fail(key, "give a file name.")
+    fscores = config.get("fscores")
+    config["fscores_text"] = str(fscores)
+    if fscores is False or fscores is None:
+        fscores = None
+    elif fscores is True:
+        fscores = ()
+    elif isinstance(fscores, int) and not isinstance(fscores, bool):
+        fscores = (fscores,)
+    elif (isinstance(fscores, list) and len(fscores) == 2
+          and all(isinstance(v, int) and not isinstance(v, bool) for v in fscores)):
+        fscores = tuple(fscores)
+    else:
+        raise fail("fscores", "give true, a number of draws, or [draws, thin].")
+    if fscores is not None and savedata is None:
+        raise fail("fscores", "the factor scores are saved with the analysis data: add "
+                              "savedata: <file name>.")
     missing = config.get("missing")
     if missing is not None:
         if isinstance(missing, (int, float, str)) and not isinstance(missing, bool):
@@ -568,7 +600,7 @@ def _job_from_config(path: Path) -> _Job:
                   categorical=names("categorical"), names=names("names"),
                   estimator=estimator, options=options, output=output, plot=plot,
                   missing=missing or {}, syntax=str(syntax).lower() if syntax else None,
-                  bparameters=bparameters)
+                  bparameters=bparameters, savedata=savedata)
     from jaxsem.data import Roles  # noqa: PLC0415
 
     roles = Roles(clusters=cluster, within=config["within"], between=config["between"],
@@ -584,7 +616,8 @@ def _job_from_config(path: Path) -> _Job:
                 title=title, estimator=estimator, output=output, bparameters=bparameters,
                 plot=plot, data_file=data_path,
                 data_format="CSV" if suffix == ".csv" else "FREE",
-                roles=roles, idvariable=None, config=config)
+                roles=roles, idvariable=None, config=config, savefile=savedata,
+                fscores=fscores)
 
 
 def _yaml_line(node, key: str) -> int | None:

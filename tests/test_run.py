@@ -392,6 +392,23 @@ def test_yaml_config_gives_the_same_estimates_as_the_input_file(inputs, mlr_run,
     assert "  estimator: mlr" in report and "TECHNICAL 1 OUTPUT" in report
 
 
+def test_yaml_config_saves_factor_scores(tmp_path):
+    """savedata + fscores in a YAML config: the same file as SAVEDATA FILE with SAVE =
+    FSCORES (n) (Demo.twolevel CFA, Bayes)."""
+    config = tmp_path / "demo.yaml"
+    config.write_text(f"data: {ROOT / 'bench/peers/data/Demo.twolevel.csv'}\n"
+                      "model: |\n  level: 1\n    fw =~ y1 + y2 + y3\n  level: 2\n"
+                      "    fb =~ y1 + y2 + y3\ncluster: cluster\nestimator: bayes\n"
+                      "options: {fbiterations: 1100, chains: 2}\n"
+                      "savedata: scores.dat\nfscores: [20, 10]\n")
+    result = run_input(config, out_dir=tmp_path / "out", progress=False)
+    fscores = result.results["savedata"]["fscores"]
+    assert fscores["draws"] == 20 and fscores["thin"] == 10
+    assert fscores["columns"][0] == "FW" and "FB" in fscores["columns"]
+    saved = np.loadtxt(tmp_path / "out" / "scores.dat")
+    assert saved.shape == (2500, len(result.results["savedata"]["columns"]))
+
+
 def test_shipped_yaml_config_reads_and_checks_its_data():
     path = ROOT / "configs" / "demo_twolevel.yaml"
     config = read_config(path)
@@ -408,6 +425,9 @@ def test_shipped_yaml_config_reads_and_checks_its_data():
     ("data: d.csv\nmodel: y ~ x\noptions: {chains: 2}\n",
      r"line 3: options: chains is not an option of estimator ML"),
     ("data: d.csv\nmodel: |\n  y ~ x\n  y ~~ \n", r"line 4"),
+    ("data: d.csv\nmodel: y ~ x\nfscores: true\n", r"line 3: fscores: .*add savedata"),
+    ("data: d.csv\nmodel: y ~ x\nsavedata: s.dat\nfscores: 50\n",
+     r"line 4: fscores: 50 \(a number of draws is for ESTIMATOR = BAYES"),
 ])
 def test_yaml_config_errors_name_the_key_and_line(text, message, tmp_path):
     (tmp_path / "d.csv").write_text("y,x\n1,2\n2,3.5\n3,3\n")
@@ -515,7 +535,7 @@ def test_fscores_with_categorical_outcomes_continue_the_chains(tmp_path, capsys)
     assert main(["run", str(_copy(tmp_path / "b", "ex9_3", changes)),
                  "--out", str(tmp_path / "b" / "out")]) == 2
     err = capsys.readouterr().err
-    assert "line 21: SAVEDATA: SAVE = FSCORES: with categorical outcomes the draws come " \
+    assert "line 21: SAVEDATA: SAVE = FSCORES (10 5): with categorical outcomes the draws come " \
            "from continuing the chains, one every 100 iterations: leave out the " \
            "thinning interval" in err
     assert not (tmp_path / "b" / "out").exists()

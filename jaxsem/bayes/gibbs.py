@@ -259,7 +259,8 @@ def _iw_prior(k: int, entries, priors) -> tuple[tuple[float, ...], float] | None
 
 class ChainState(NamedTuple):
     """One chain. x (n_free,); between (J, nS); y (N, p) outcomes with missing values
-    and latent responses filled by the last draw ((0, p) when there are none); adaptation: NUTS tuning;
+    and latent responses filled by the last draw ((0, p) when there are none);
+    adaptation: NUTS tuning;
     iteration: () sweeps done; proposals: the independence proposals of the factor
     levels (factor.Proposal, one per level); known: (J, |K|) between-only data whose
     categorical columns hold latent responses (None when there are none)."""
