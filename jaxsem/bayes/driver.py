@@ -77,23 +77,17 @@ def fit_bayes(analysis: Analysis, options: BayesOptions = BayesOptions()) -> Bay
     x0 = _starting_values(analysis, layout, arrays, options.starts)
     if x0.shape != (layout.spec.n_free,):
         raise ModelError(f"starts needs {layout.spec.n_free} values, got {x0.shape}")
-    n_adapt = options.n_adapt if schedule.nuts or schedule.factor_levels else 0
     top, low = ((options.fbiterations, options.fbiterations) if options.fbiterations
                 else options.biterations)
-    low = max(low, 2 * n_adapt // options.thin + 2)
+    low = max(low, 2 * _n_adapt(schedule, options) // options.thin + 2)
     top = max(top, low)
     chunk = min(options.chunk, top)
-    if not layout.augmented:  # the sweep then needs cluster summaries only: O(J) inputs
-        arrays = {k: v for k, v in arrays.items()
-                  if k not in ("y", "observed", "c", "cluster", "codes")}
-    device_arrays = jax.tree_util.tree_map(jnp.asarray, arrays)
+    arrays = _sweep_inputs(layout, arrays)
     state0 = initial_state(layout, schedule, x0, arrays)
     states = jax.tree_util.tree_map(lambda a: jnp.stack([a] * options.chains), state0)
     key = jax.random.PRNGKey(options.bseed)
     t0 = time.perf_counter()
-    shapes = tuple((name, a.shape, str(a.dtype)) for name, a in sorted(arrays.items()))
-    compiled = _compiled_chunk(layout, schedule, n_adapt, chunk, options.thin,
-                               options.chains, shapes)
+    compiled, device_arrays = _program(layout, schedule, options, arrays, chunk)
     compile_seconds = time.perf_counter() - t0
 
     draws, accept, history = [], [], []
@@ -145,15 +139,9 @@ def continue_chains(fit: BayesFit, n_chunks: int) -> list:
     latent responses and between values included."""
     layout, arrays = build_layout(fit.analysis)
     options = fit.options
-    if not layout.augmented:
-        arrays = {k: v for k, v in arrays.items()
-                  if k not in ("y", "observed", "c", "cluster", "codes")}
-    n_adapt = options.n_adapt if fit.schedule.nuts or fit.schedule.factor_levels else 0
-    chunk = min(options.chunk, fit.draws.shape[1])
-    shapes = tuple((name, a.shape, str(a.dtype)) for name, a in sorted(arrays.items()))
-    compiled = _compiled_chunk(layout, fit.schedule, n_adapt, chunk, options.thin,
-                               options.chains, shapes)
-    device_arrays = jax.tree_util.tree_map(jnp.asarray, arrays)
+    chunk = min(options.chunk, fit.draws.shape[1])     # the chunk length fit_bayes used
+    compiled, device_arrays = _program(layout, fit.schedule, options,
+                                       _sweep_inputs(layout, arrays), chunk)
     key = jax.random.PRNGKey(options.bseed)
     states, out = fit.final_states, []
     for step in range(n_chunks):
@@ -161,6 +149,28 @@ def continue_chains(fit: BayesFit, n_chunks: int) -> list:
         states, _ = compiled(device_arrays, states, key, np.int32(done))
         out.append(states)
     return out
+
+
+def _n_adapt(schedule, options: BayesOptions) -> int:
+    """Warm-up sweeps: only the NUTS and factor-model blocks adapt."""
+    return options.n_adapt if schedule.nuts or schedule.factor_levels else 0
+
+
+def _sweep_inputs(layout: Layout, arrays: dict) -> dict:
+    """The data arrays a sweep reads: without augmented outcomes, cluster summaries only
+    (O(J) inputs, whatever the number of observations)."""
+    if layout.augmented:
+        return arrays
+    return {k: v for k, v in arrays.items()
+            if k not in ("y", "observed", "c", "cluster", "codes")}
+
+
+def _program(layout: Layout, schedule, options: BayesOptions, arrays: dict, chunk: int):
+    """(compiled chunk, device arrays) for ``arrays`` from :func:`_sweep_inputs`."""
+    shapes = tuple((name, a.shape, str(a.dtype)) for name, a in sorted(arrays.items()))
+    compiled = _compiled_chunk(layout, schedule, _n_adapt(schedule, options), chunk,
+                               options.thin, options.chains, shapes)
+    return compiled, jax.tree_util.tree_map(jnp.asarray, arrays)
 
 
 def potential_scale_reduction(draws: np.ndarray) -> np.ndarray:

@@ -138,8 +138,8 @@ def expected_factor_scores(fit) -> FactorScores:
 def check_supported(analysis, estimator: str = "Bayes", thin: int | None = None,
                     chunk: int = 100):
     """(layout, arrays) of an analysis whose factor scores can be drawn; else ModelError.
-    With missing outcome values, ``arrays`` gains the missing-data patterns. ``thin``:
-    the interval asked for; with categorical outcomes only ``chunk`` can be honoured."""
+    ``thin``: the interval asked for; with categorical outcomes only ``chunk`` can be
+    honoured."""
     layout, arrays = build_layout(analysis, estimator)
     if _categorical(layout) and estimator != "Bayes":
         raise ModelError("factor scores of categorical outcomes are available for "
@@ -148,9 +148,6 @@ def check_supported(analysis, estimator: str = "Bayes", thin: int | None = None,
         raise ModelError(f"with categorical outcomes the draws come from continuing the "
                          f"chains, one every {chunk} iterations: leave out the thinning "
                          "interval (SAVE = FSCORES (n);)")
-    if layout.has_missing and not _categorical(layout):
-        masks, arrays["row_pattern"] = missing_patterns(arrays["observed"])
-        arrays["masks"] = np.asarray(masks, dtype=float)
     return layout, arrays
 
 
@@ -251,10 +248,12 @@ def _latent_draw(layout: Layout, arrays, x, key, noise_scale: float = 1.0,
 
 def _state_given_observed(layout: Layout, mats, arrays, noise):
     """(J, nS) draw of every cluster's between state given the observed outcome entries
-    (noise (J, nS) standard normal; zero gives the conditional means)."""
+    (noise (J, nS) standard normal; zero gives the conditional means). ``arrays`` are
+    concrete (the missing-data patterns are read from them)."""
     n_state = len(layout.stochastic)
     points = jnp.asarray(gaussian.quadratic_points(n_state))
-    masks = tuple(map(tuple, np.asarray(arrays["masks"]).astype(int).tolist()))
+    masks, row_pattern = missing_patterns(np.asarray(arrays["observed"]))
+    arrays = dict(arrays, row_pattern=row_pattern)
     values = jax.vmap(lambda point: complete_cluster_densities(
         layout, mats, arrays, jnp.broadcast_to(point, (layout.n_clusters, n_state)),
         masks))(points)
