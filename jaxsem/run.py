@@ -227,7 +227,6 @@ def _run(job: _Job, out: Path, chains, seed, progress: bool, started: float) -> 
         else:
             from jaxsem.ml import MLOptions, fit_ml  # noqa: PLC0415
 
-
             with _in_file(job.source):
                 opts = MLOptions(estimator=job.estimator, **job.analysis_input.options)
             fit = fit_ml(analysis, opts)
@@ -242,19 +241,8 @@ def _run(job: _Job, out: Path, chains, seed, progress: bool, started: float) -> 
     files = {"report": f"{stem}.out", "results": "results.json"}
     savefile = scores = None
     if job.savefile:
-        score_names = []
-        if job.fscores is not None:
-            from jaxsem.bayes import scores as factor_scores  # noqa: PLC0415
-
-            with _fscores_errors(job):
-                if job.estimator == "bayes":
-                    draws = job.fscores[0] if job.fscores else FSCORES_DRAWS
-                    thin = job.fscores[1] if len(job.fscores) > 1 else None
-                    scores = factor_scores.draw_factor_scores(fit, draws, thin,
-                                                              seed=fit.options.bseed)
-                else:
-                    scores = factor_scores.expected_factor_scores(fit)
-            score_names = [name.upper() for name in scores.per_row()[0]]
+        scores = _factor_scores(job, fit)
+        score_names = [] if scores is None else [name.upper() for name in scores.per_row()[0]]
         savefile = {"file": job.savefile, "columns": list(data.names) + score_names + [
             c for c in data.cluster_names if c not in data.names],
                     "missing": "*",
@@ -281,6 +269,21 @@ def _run(job: _Job, out: Path, chains, seed, progress: bool, started: float) -> 
     return RunResult(input_path=job.path, out_dir=out, estimator=job.estimator, fit=fit,
                      analysis=analysis, data=data, results=results, report=report,
                      files=written, converged=converged, interrupted=interrupted)
+
+
+def _factor_scores(job: _Job, fit):
+    """The factor scores SAVE = FSCORES asks for (jaxsem.bayes.scores), or None: draws
+    for a Bayes fit, the empirical Bayes scores for ML/MLR."""
+    if job.fscores is None:
+        return None
+    from jaxsem.bayes import scores  # noqa: PLC0415
+
+    with _fscores_errors(job):
+        if job.estimator != "bayes":
+            return scores.expected_factor_scores(fit)
+        draws = job.fscores[0] if job.fscores else FSCORES_DRAWS
+        thin = job.fscores[1] if len(job.fscores) > 1 else None
+        return scores.draw_factor_scores(fit, draws, thin, seed=fit.options.bseed)
 
 
 @contextlib.contextmanager
