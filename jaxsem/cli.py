@@ -36,6 +36,9 @@ TYPE = BASIC gives the data summary only) and write, next to the input or into -
                  (TECH1, TECH8, CINTERVAL, CINTERVAL(HPD), SAMPSTAT)
   results.json   the same numbers as data (estimator, observations and clusters,
                  fit statistics, timings, one object per parameter)
+  SAVEDATA: FILE = file;  the analysis data; with SAVE = FSCORES (n [thin]) also
+                 the factor scores (Bayes: mean, median, SD and 95% interval of n
+                 posterior draws; ML/MLR: SAVE = FSCORES, the empirical Bayes scores)
   SAVEDATA: BPARAMETERS = file;  the draws of every chain (Bayes)
   PLOT: TYPE = PLOT1/PLOT2/PLOT3;  <stem>_plots/ with trace, autocorrelation and
                  posterior plots (Bayes)
@@ -47,8 +50,8 @@ output (tech1, tech8, cinterval, cinterval(hpd), sampstat, stdyx), bparameters, 
 (the analysis data), fscores (true, n or [n, thin]: factor scores in the savedata file),
 plot, title; see configs/demo_twolevel.yaml.
 
-Requests jaxsem cannot honour yet (SAVEDATA: SAVE = FSCORES with ML, ...)
-are refused, all in one message, before anything is computed.
+Requests jaxsem cannot honour yet (THREELEVEL and CROSSCLASSIFIED fits, SAVE = FSCORES
+(n) with ML, ...) are refused, all in one message, before anything is computed.
 
 Compiled programs are kept on disk (JAX's persistent compilation cache) in
 $JAXSEM_CACHE_DIR, by default ~/.cache/jaxsem/xla, so a second run of a model of the
