@@ -542,22 +542,20 @@ def test_fscores_with_categorical_outcomes_continue_the_chains(tmp_path, capsys)
 
 
 def test_ml_fscores_are_the_empirical_bayes_scores(tmp_path):
-    """UG ex9.6 with complete data, ML: one column per latent value (the expected value
-    given the data at the estimates), the same as jaxsem.bayes.scores computes."""
+    """UG ex9.1b (MLR, random intercept): one column per latent value (the expected
+    value given the data at the estimates), the same as jaxsem.bayes.scores computes."""
     from jaxsem.bayes import scores
 
-    source = _copy(tmp_path, "ex9_6", [("MISSING = BLANK;", ""),
-                                       ("fb ON w;", "fb ON w;\nSAVEDATA: FILE = s.dat;\n"
-                                        "  SAVE = FSCORES;")])
-    data = (tmp_path / "ex9_6.dat").read_text().splitlines()
-    (tmp_path / "ex9_6.dat").write_text("\n".join(line for line in data
-                                                  if "        " not in line) + "\n")
+    source = _copy(tmp_path, "ex9_1b", [("OUTPUT: TECH1;", "OUTPUT: TECH1;\n"
+                                         "SAVEDATA: FILE = s.dat; SAVE = FSCORES;")])
     result = run_input(source, out_dir=tmp_path / "out", progress=False)
     savedata = result.results["savedata"]
     assert savedata["fscores"] == {"draws": None, "thin": None, "continued": False,
-                                   "columns": ["FW", "FB"]}
+                                   "columns": ["B_Y", "B_X"]}   # x: a latent covariate
     saved = np.loadtxt(tmp_path / "out" / "s.dat")
     expected = scores.expected_factor_scores(result.fit)
-    np.testing.assert_allclose(saved[:, savedata["columns"].index("FW")],
-                               expected.within[0, :, 0], rtol=1e-9)
-    assert "the empirical Bayes scores" in (tmp_path / "out" / "ex9_6.out").read_text()
+    cluster = expected.cluster
+    np.testing.assert_allclose(saved[:, savedata["columns"].index("B_Y")],
+                               expected.between[0, cluster, 0], rtol=1e-9)
+    assert np.ptp(expected.between[0, :, 0]) > 0.5
+    assert "the empirical Bayes scores" in (tmp_path / "out" / "ex9_1b.out").read_text()
