@@ -107,6 +107,14 @@ def test_fscores_summaries_and_draw_selection():
     assert (table[:, 3] < table[:, 1]).all() and (table[:, 1] < table[:, 4]).all()
     with pytest.raises(ModelError, match="more draws than"):
         scores.draw_factor_scores(fit, 50, thin=100)
+    plausible = result.plausible_values("between")
+    assert list(plausible.columns) == ["draw", "cluster", "B_Y1", "B_Y2", "B_Y3", "FB"]
+    assert len(plausible) == 50 * 30
+    row = plausible.iloc[30 * 7 + 4]                      # draw 7, fifth cluster
+    assert row["draw"] == 7 and row["cluster"] == analysis.data.cluster_ids[0][4]
+    np.testing.assert_array_equal(row.iloc[2:].to_numpy(float), result.between[7, 4])
+    within = result.plausible_values()
+    assert within.shape == (50 * 180, 3) and (within["row"][:180] == np.arange(180)).all()
 
 
 def test_demo_twolevel_scores_agree_with_lavaan():

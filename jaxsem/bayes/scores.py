@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 
 from jaxsem.bayes import density, quadratic
 from jaxsem.bayes.driver import continue_chains
@@ -57,7 +58,8 @@ class FactorScores:
     ``B_<name>``, Mplus's convention); ``cluster`` (N,) each row's cluster; ``thin``
     the interval between the parameter draws used, in iterations (None for empirical
     Bayes scores); ``continued``: the draws come from continuing the chains past their
-    end (categorical outcomes) rather than from the kept iterations."""
+    end (categorical outcomes) rather than from the kept iterations; ``cluster_ids``
+    (J,) the clusters' ids in the data (None for a single-level model)."""
     within_names: list[str]
     between_names: list[str]
     within: np.ndarray
@@ -66,11 +68,28 @@ class FactorScores:
     cluster: np.ndarray
     thin: int | None
     continued: bool = False
+    cluster_ids: np.ndarray | None = None
 
     @property
     def expected(self) -> bool:
         """True for empirical Bayes scores (one set of conditional means, no draws)."""
         return self.thin is None
+
+    def plausible_values(self, level: str = "within") -> pd.DataFrame:
+        """Every draw in long form (plausible values): one row per draw and unit, with
+        ``draw``, then ``row`` (the row's position in the data; ``level="within"``) or
+        ``cluster`` (its id; ``level="between"``), then one column per latent value."""
+        if level not in ("within", "between"):
+            raise ValueError(f"level is 'within' or 'between', not {level!r}")
+        names, draws = ((self.within_names, self.within) if level == "within"
+                        else (self.between_names, self.between))
+        n_draws, n_units = draws.shape[:2]
+        units = self.rows if level == "within" else (
+            self.cluster_ids if self.cluster_ids is not None else np.arange(n_units))
+        frame = pd.DataFrame(draws.reshape(n_draws * n_units, -1), columns=names)
+        frame.insert(0, "row" if level == "within" else "cluster", np.tile(units, n_draws))
+        frame.insert(0, "draw", np.repeat(np.arange(n_draws), n_units))
+        return frame
 
     def per_row(self) -> tuple[list[str], np.ndarray]:
         """Column names and (N, 5 * (Lw + Lb)) summaries of every analysed row: for each
@@ -179,9 +198,10 @@ def _scores_from_continued_chains(fit, layout: Layout, arrays, n_draws: int, chu
 def _scores(analysis, layout: Layout, arrays, within, between, thin,
             continued: bool = False) -> FactorScores:
     """FactorScores from per-draw (N, Lw) and (J, Lb) arrays, named from the layout."""
+    ids = analysis.data.cluster_ids[0] if layout.two_level else None
     return FactorScores(_within_latent(layout), [name for name, _ in _between_latent(layout)],
                         np.stack(within), np.stack(between), _analysed_rows(analysis, layout),
-                        np.asarray(arrays["cluster"]), thin, continued)
+                        np.asarray(arrays["cluster"]), thin, continued, ids)
 
 
 def _within_latent(layout: Layout) -> list[str]:
