@@ -173,8 +173,9 @@ def test_latent_draws_with_missing_outcomes_follow_the_exact_conditional():
     analysis = model.prepare(frame)
     layout, arrays = scores.check_supported(analysis)
     assert layout.has_missing
-    device = jax.tree_util.tree_map(np.asarray, arrays)
-    draw = jax.jit(jax.vmap(lambda key: scores._latent_draw(layout, device, x, key)))
+    masks, device = scores._program_inputs(layout, arrays)
+    draw = jax.jit(jax.vmap(lambda key: scores._latent_draw(layout, device, x, key,
+                                                            masks=masks)))
     within, between = draw(jax.random.split(jax.random.PRNGKey(2), 4000))
     for j in range(layout.n_clusters):
         mean, cov, rows = _exact_cluster_posterior(layout, arrays, x, j,
@@ -185,7 +186,7 @@ def test_latent_draws_with_missing_outcomes_follow_the_exact_conditional():
         np.testing.assert_array_less(np.abs(sampled.mean(0) - mean), 4.5 * se)
         np.testing.assert_allclose(sampled.var(0), np.diag(cov), rtol=0.12)
     means = jax.jit(lambda: scores._latent_draw(layout, device, x, jax.random.PRNGKey(0),
-                                                noise_scale=0.0))()
+                                                noise_scale=0.0, masks=masks))()
     mean, _, rows = _exact_cluster_posterior(layout, arrays, x, 1, observed=arrays["observed"])
     np.testing.assert_allclose(np.asarray(means[0])[rows, 0], mean[:len(rows)], atol=1e-10)
 

@@ -137,10 +137,11 @@ def draw_factor_scores(fit, n_draws: int, thin: int | None = None,
     steps = n_kept - 1 - thin * np.arange(per_chain)
     chosen = np.stack([kept[:, step] for step in steps[::-1]], axis=0).reshape(-1, kept.shape[2])
     chosen = chosen[:n_draws]
-    device_arrays = {k: jnp.asarray(v) for k, v in arrays.items()}
-    one = jax.jit(lambda x, key: _latent_draw(layout, device_arrays, x, key))
+    masks, inputs = _program_inputs(layout, arrays)
+    one = jax.jit(lambda values, x, key: _latent_draw(layout, values, x, key, masks=masks))
     keys = jax.random.split(jax.random.PRNGKey(seed), n_draws)
-    within, between = zip(*(jax.device_get(one(jnp.asarray(x), k)) for x, k in zip(chosen, keys)))
+    within, between = zip(*(jax.device_get(one(inputs, jnp.asarray(x), k))
+                            for x, k in zip(chosen, keys)))
     return _scores(fit.analysis, layout, arrays, within, between, thin)
 
 
@@ -148,9 +149,10 @@ def expected_factor_scores(fit) -> FactorScores:
     """Empirical Bayes scores of an ML fit: the posterior means of every latent value
     given the data at the estimates ``fit.x`` (lavaan's EBM, "regression" scores)."""
     layout, arrays = check_supported(fit.analysis, "ML")
-    device_arrays = {k: jnp.asarray(v) for k, v in arrays.items()}
-    within, between = jax.device_get(jax.jit(lambda x: _latent_draw(
-        layout, device_arrays, x, jax.random.PRNGKey(0), noise_scale=0.0))(jnp.asarray(fit.x)))
+    masks, inputs = _program_inputs(layout, arrays)
+    within, between = jax.device_get(jax.jit(lambda values, x: _latent_draw(
+        layout, values, x, jax.random.PRNGKey(0), noise_scale=0.0, masks=masks))(
+            inputs, jnp.asarray(fit.x)))
     return _scores(fit.analysis, layout, arrays, within[None], between[None], None)
 
 
@@ -178,21 +180,32 @@ def _scores_from_continued_chains(fit, layout: Layout, arrays, n_draws: int, chu
                                   seed: int) -> FactorScores:
     """Categorical outcomes: latent values given the states of the continued chains."""
     chains = fit.draws.shape[0]
-    device_arrays = {k: jnp.asarray(v) for k, v in arrays.items()}
+    _, inputs = _program_inputs(layout, arrays)
 
-    def latent(state, key):
-        known = device_arrays["known"] if state.known is None else state.known
-        values = dict(device_arrays, y=state.y, known=known)
+    def latent(values, state, key):
+        known = values["known"] if state.known is None else state.known
+        values = dict(values, y=state.y, known=known)
         return _latent_draw(layout, values, state.x, key, given_state=state.between)
-    one = jax.jit(jax.vmap(latent))
+    one = jax.jit(jax.vmap(latent, in_axes=(None, 0, 0)))
     keys = jax.random.split(jax.random.PRNGKey(seed), n_draws)
     within, between = [], []
     for i, states in enumerate(continue_chains(fit, -(-n_draws // chains))):
-        w, b = jax.device_get(one(states, jax.random.split(keys[i], chains)))
+        w, b = jax.device_get(one(inputs, states, jax.random.split(keys[i], chains)))
         within += list(w)
         between += list(b)
     return _scores(fit.analysis, layout, arrays, within[:n_draws], between[:n_draws], chunk,
                    continued=True)
+
+
+def _program_inputs(layout: Layout, arrays) -> tuple:
+    """(missing-data patterns or None, device arrays with each row's pattern): the data
+    are arguments of the compiled draws, not constants inside them; the patterns are
+    static (the FIML density is evaluated per pattern)."""
+    masks = None
+    if layout.has_missing and not _categorical(layout):
+        masks, row_pattern = missing_patterns(np.asarray(arrays["observed"]))
+        arrays = dict(arrays, row_pattern=row_pattern)
+    return masks, {k: jnp.asarray(v) for k, v in arrays.items()}
 
 
 def _scores(analysis, layout: Layout, arrays, within, between, thin,
@@ -232,10 +245,11 @@ def _analysed_rows(analysis, layout: Layout) -> np.ndarray:
 
 
 def _latent_draw(layout: Layout, arrays, x, key, noise_scale: float = 1.0,
-                 given_state=None):
+                 given_state=None, masks=None):
     """(N, Lw) within and (J, Lb) between latent values for one parameter vector x: a
     draw, or with ``noise_scale`` 0 the conditional means; ``given_state`` (J, nS): the
-    between state of a chain (with arrays["y"] complete), not drawn again."""
+    between state of a chain (with arrays["y"] complete), not drawn again; ``masks``:
+    the missing-data patterns of :func:`_program_inputs` (missing outcomes only)."""
     spec = layout.spec
     mats = spec.unpack(x)
     prep = density.prepare(layout, mats)
@@ -249,7 +263,7 @@ def _latent_draw(layout: Layout, arrays, x, key, noise_scale: float = 1.0,
         noise = noise_scale * jax.random.normal(key_between,
                                                 (n_clusters, len(layout.stochastic)))
         if layout.has_missing:
-            state = _state_given_observed(layout, mats, arrays, noise)
+            state = _state_given_observed(layout, mats, arrays, noise, masks)
         else:
             state = quadratic.draw_between_state(noise, layout, prep, arrays)
     if layout.has_missing and given_state is None:
@@ -266,14 +280,12 @@ def _latent_draw(layout: Layout, arrays, x, key, noise_scale: float = 1.0,
     return within, between
 
 
-def _state_given_observed(layout: Layout, mats, arrays, noise):
+def _state_given_observed(layout: Layout, mats, arrays, noise, masks):
     """(J, nS) draw of every cluster's between state given the observed outcome entries
-    (noise (J, nS) standard normal; zero gives the conditional means). ``arrays`` are
-    concrete (the missing-data patterns are read from them)."""
+    (noise (J, nS) standard normal; zero gives the conditional means); ``masks`` the
+    patterns that ``arrays["row_pattern"]`` indexes."""
     n_state = len(layout.stochastic)
     points = jnp.asarray(gaussian.quadratic_points(n_state))
-    masks, row_pattern = missing_patterns(np.asarray(arrays["observed"]))
-    arrays = dict(arrays, row_pattern=row_pattern)
     values = jax.vmap(lambda point: complete_cluster_densities(
         layout, mats, arrays, jnp.broadcast_to(point, (layout.n_clusters, n_state)),
         masks))(points)
