@@ -87,10 +87,12 @@ class RandomCell:
 class ModelSpec:
     """Static, hashable structure of a model; numbers come in through ``x``."""
 
-    def __init__(self, partable: ParTable):
+    def __init__(self, partable: ParTable, n_free: int | None = None):
+        """``n_free``: length of ``x`` when ``partable`` holds only some of a model's
+        rows (their free indices are the whole model's; the others are not used)."""
         self.partable = partable
         self.blocks = tuple(_block_spec(partable, b) for b in partable.blocks)
-        self.n_free = partable.n_free
+        self.n_free = partable.n_free if n_free is None else n_free
         self._build_layout()
 
     # ----------------------------------------------------------------- layout
@@ -129,7 +131,9 @@ class ModelSpec:
         first = {}
         for pos, idx in zip(positions, indices):
             first.setdefault(idx, pos)
-        self._gather_pos = np.asarray([first[i] for i in range(self.n_free)], dtype=np.int32)
+        # an index no row uses packs as 0 (the spare slot after the matrices)
+        self._gather_pos = np.asarray([first.get(i, size) for i in range(self.n_free)],
+                                      dtype=np.int32)
         self.random_cells = tuple(random_cells)
 
     def _random_source(self, name: str) -> tuple[int, int]:
@@ -144,7 +148,7 @@ class ModelSpec:
         return (tuple((b.name, b.variables, b.n_observed, b.covariates, b.n_thresholds)
                       for b in self.blocks),
                 self._free_pos.tobytes(), self._free_idx.tobytes(), self._base.tobytes(),
-                self.random_cells)
+                self.random_cells, self.n_free)
 
     def __hash__(self) -> int:
         return hash(self.structure_key)
@@ -177,7 +181,8 @@ class ModelSpec:
     def pack(self, matrices: Sequence[Mapping[str, jax.Array]]) -> jax.Array:
         """Per-block matrices -> free-parameter vector (n_free,)."""
         flat = jnp.concatenate([jnp.ravel(matrices[bi][name])
-                                for bi in range(len(self.blocks)) for name in MATRICES])
+                                for bi in range(len(self.blocks)) for name in MATRICES]
+                               + [jnp.zeros(1)])
         return flat[self._gather_pos]
 
     def start_values(self) -> np.ndarray:

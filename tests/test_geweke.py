@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 import jaxsem
-from jaxsem.bayes import density, quadratic
-from jaxsem.bayes.gibbs import build_schedule, draw_noise, initial_state, make_sweep
-from jaxsem.bayes.layout import build_layout
+from jaxsem.bayes import density, quadratic, threelevel
+from jaxsem.bayes.driver import _engine, sampler_layout
+from jaxsem.bayes.gibbs import draw_noise
 
 CFA = """
 %WITHIN%
@@ -59,49 +59,60 @@ MOMENTS = {"N(1, 0.1)": (1.0, np.sqrt(0.1), 0.0), "N(0, 1)": (0.0, 1.0, 0.0),
            "IG(6, 5)": IG65, "IW(1, 10)": IW_DIAGONAL, "IW(0, 10)": (0.0, None, None)}
 
 
-def _geweke_draws(model, frame, n_steps=12000, seed=0, noise_fn=draw_noise):
+def _geweke_draws(model, frame, n_steps=12000, seed=0, noise_fn=None):
+    """Draws (2 chains, n_steps * 5/6, n_free) of the successive-conditional simulator;
+    ``noise_fn`` replaces gibbs.draw_noise (two-level models). Three-level models draw
+    their level-1 data from the lower view given its state (the level-2 values)."""
     analysis = model.prepare(frame)
-    layout, arrays = build_layout(analysis)
-    schedule = build_schedule(layout)
+    layout, arrays = sampler_layout(analysis)
+    engine = _engine(layout)
+    schedule = engine.build_schedule(layout)
+    three_level = isinstance(layout, threelevel.ThreeLevelLayout)
+    data_layout = layout.lower if three_level else layout
+    data_arrays = threelevel.split_arrays(arrays)[0] if three_level else arrays
+    prefix = "lower/" if three_level else ""
     spec = layout.spec
     priors = [str(r.prior) for r in spec.partable.free_rows()]
     x0 = np.array([MOMENTS[p][0] if not p.startswith("IW(0") else 0.0 for p in priors])
-    sweep = make_sweep(layout, schedule, n_adapt=400)
-    cluster = jnp.asarray(arrays["cluster"])
-    c1 = jnp.concatenate([jnp.ones((len(cluster), 1)), jnp.asarray(arrays["c"])], axis=1)
+    sweep = engine.make_sweep(layout, schedule, n_adapt=400)
+    cluster = jnp.asarray(data_arrays["cluster"])
+    c1 = jnp.concatenate([jnp.ones((len(cluster), 1)), jnp.asarray(data_arrays["c"])], axis=1)
     arrays = jax.tree_util.tree_map(jnp.asarray, arrays)
-    counts = (float(len(cluster)), float(layout.n_clusters))
+    data_arrays = jax.tree_util.tree_map(jnp.asarray, data_arrays)
+    counts = (float(len(cluster)), float(data_layout.n_clusters))
 
     def new_data(key, x, between):
-        prep = density.prepare(layout, spec.unpack(x))
-        zb = density.assemble_all(layout, prep, between, arrays)
-        design = jax.vmap(lambda z: density.cluster_design(layout, prep, z))(zb)
+        prep = density.prepare(data_layout, data_layout.spec.unpack(x))
+        zb = density.assemble_all(data_layout, prep, between, data_arrays)
+        design = jax.vmap(lambda z: density.cluster_design(data_layout, prep, z))(zb)
         means = jnp.einsum("npk,nk->np", design[cluster], c1)
-        y = means + jax.random.normal(key, (len(cluster), layout.p)) @ prep.chol_sigma.T
+        y = means + jax.random.normal(key, (len(cluster), data_layout.p)) @ prep.chol_sigma.T
         u = jnp.concatenate([y, c1], axis=1)
         moments = jax.ops.segment_sum(u[:, :, None] * u[:, None, :], cluster,
-                                      num_segments=layout.n_clusters)
-        data = dict(arrays, y=y, moments=moments, factors=quadratic.moment_factors(moments))
-        if layout.categorical:  # y holds the latent responses; the data are their categories
+                                      num_segments=data_layout.n_clusters)
+        data = dict(y=y, moments=moments, factors=quadratic.moment_factors(moments))
+        if data_layout.categorical:  # y holds the latent responses; the data are their categories
             mats = spec.unpack(x)
             data["codes"] = jnp.stack([
                 (y[:, col.column, None] > mats[col.tau_block]["tau"][col.tau_row][None, :])
                 .sum(1).astype(float) for col in schedule.categorical], axis=1)
-        return data
+        return dict(arrays, **{prefix + k: v for k, v in data.items()})
 
     def step(state, inputs):
         key, parity = inputs
         k1, k2, k3 = jax.random.split(key, 3)
-        data = new_data(k1, state.x, state.between)
-        if layout.categorical:
+        data = new_data(k1, state.x, state.lower.between if three_level else state.between)
+        if data_layout.categorical:
             state = state._replace(y=data["y"])
-        noise = jax.tree_util.tree_map(
-            lambda a: a[0], noise_fn(layout, schedule, k3, 1, len(cluster), counts))
-        state, _ = sweep(k2, state, data, noise, parity)
+        noise = (noise_fn(layout, schedule, k3, 1, len(cluster), counts) if noise_fn
+                 else engine.chunk_noise(layout, schedule, k3, 1, data))
+        state, _ = sweep(k2, state, data, jax.tree_util.tree_map(lambda a: a[0], noise),
+                         parity)
         return state, state.x
 
     def chain(key):
-        state = initial_state(layout, schedule, x0, jax.tree_util.tree_map(np.asarray, arrays))
+        state = engine.initial_state(layout, schedule, x0,
+                                     jax.tree_util.tree_map(np.asarray, arrays))
         return jax.lax.scan(step, state, (jax.random.split(key, n_steps),
                                           jnp.arange(n_steps) % 2))[1]
 
@@ -186,3 +197,73 @@ def test_geweke_detects_a_wrong_conjugate_update():
     draws, priors, names, _ = _geweke_draws(model, frame, n_steps=24000, noise_fn=wrong_df)
     with pytest.raises(AssertionError):
         _check_prior_moments(draws, priors, names)
+
+
+THREE_LEVEL_CFA = """
+%WITHIN%
+fw BY y1@1
+      y2 (lw2)
+      y3 (lw3);
+y1 (tw1); y2 (tw2); y3 (tw3); fw (pw);
+%BETWEEN level2%
+f2 BY y1@1
+      y2 (l22)
+      y3 (l23);
+y1 (t21); y2 (t22); y3 (t23); f2 (p2);
+%BETWEEN level3%
+y1 (t31); y2 (t32); y3 (t33);
+y1-y3 WITH y1-y3@0;
+[y1] (n1); [y2] (n2); [y3] (n3);
+"""
+THREE_LEVEL_SLOPES = """
+%WITHIN%
+y ON x (bx); y (tw);
+%BETWEEN level2%
+s | y ON w;
+y (t2);
+%BETWEEN level3%
+y ON z (bz); s ON z (sz);
+y (v1); s (v2); y WITH s (c12);
+[y] (m1); [s] (m2);
+"""
+
+
+def _three_level_frame(n3=6, n2=3, n1=3, seed=0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    n = n3 * n2 * n1
+    level2 = np.repeat(np.arange(n3 * n2), n1)
+    return pd.DataFrame({"y1": rng.normal(size=n), "y2": rng.normal(size=n),
+                         "y3": rng.normal(size=n), "y": rng.normal(size=n),
+                         "x": rng.normal(size=n), "w": rng.normal(size=n3 * n2)[level2],
+                         "z": rng.normal(size=n3)[level2 // n2],
+                         "level2": level2, "level3": level2 // n2})
+
+
+def test_three_level_cfa_sweep_keeps_the_prior():
+    """Factor models at levels 1 and 2 (the lower view's within measurement block, the
+    upper view's measurement block on the level-2 states) and level-3 variances."""
+    model = jaxsem.Model.from_mplus(
+        THREE_LEVEL_CFA, clusters=("level3", "level2"),
+        priors="lw2-lw3 ~ N(1, 0.1); l22-l23 ~ N(1, 0.1); tw1-tw3 ~ IG(6, 5); "
+               "t21-t23 ~ IG(6, 5); t31-t33 ~ IG(6, 5); pw ~ IG(6, 5); p2 ~ IG(6, 5); "
+               "n1-n3 ~ N(0, 1);")
+    frame = _three_level_frame()[["y1", "y2", "y3", "level2", "level3"]]
+    draws, priors, names, schedule = _geweke_draws(model, frame)
+    assert [lv.block for lv in schedule.factor_levels] == [0, 0]
+    _check_prior_moments(draws, priors, names)
+
+
+def test_three_level_random_slope_sweep_keeps_the_prior():
+    """A level-2 random slope varying over level-3 clusters (UG ex9.20's structure):
+    exact Gaussian blocks in both views, inverse gamma and inverse Wishart."""
+    model = jaxsem.Model.from_mplus(
+        THREE_LEVEL_SLOPES, within=["x"], between_levels={"w": 2, "z": 3},
+        clusters=("level3", "level2"),
+        priors="bx ~ N(0, 1); bz ~ N(0, 1); sz ~ N(0, 1); m1-m2 ~ N(0, 1); "
+               "tw ~ IG(6, 5); t2 ~ IG(6, 5); v1 ~ IW(1, 10); v2 ~ IW(1, 10); "
+               "c12 ~ IW(0, 10);")
+    frame = _three_level_frame()[["y", "x", "w", "z", "level2", "level3"]]
+    draws, priors, names, schedule = _geweke_draws(model, frame, n_steps=24000)
+    blocks = " | ".join(schedule.describe(names))
+    assert "NUTS" not in blocks and "inverse Wishart" in blocks
+    _check_prior_moments(draws, priors, names)

@@ -22,8 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsem.bayes.gibbs import (ChainState, build_schedule, draw_noise, initial_state,
-                                make_sweep)
+from jaxsem.bayes import gibbs, threelevel
 from jaxsem.bayes.categorical import start_thresholds
 from jaxsem.bayes.layout import Layout, build_layout
 from jaxsem.bayes.results import BayesFit
@@ -71,8 +70,8 @@ class BayesOptions:
 
 def fit_bayes(analysis: Analysis, options: BayesOptions = BayesOptions()) -> BayesFit:
     """Run the Gibbs sampler on an Analysis and return the draws with summaries."""
-    layout, arrays = build_layout(analysis)
-    schedule = build_schedule(layout)
+    layout, arrays = sampler_layout(analysis)
+    schedule = _engine(layout).build_schedule(layout)
     names = analysis.partable.parameter_names()
     x0 = _starting_values(analysis, layout, arrays, options.starts)
     if x0.shape != (layout.spec.n_free,):
@@ -83,7 +82,7 @@ def fit_bayes(analysis: Analysis, options: BayesOptions = BayesOptions()) -> Bay
     top = max(top, low)
     chunk = min(options.chunk, top)
     arrays = _sweep_inputs(layout, arrays)
-    state0 = initial_state(layout, schedule, x0, arrays)
+    state0 = _engine(layout).initial_state(layout, schedule, x0, arrays)
     states = jax.tree_util.tree_map(lambda a: jnp.stack([a] * options.chains), state0)
     key = jax.random.PRNGKey(options.bseed)
     t0 = time.perf_counter()
@@ -137,7 +136,7 @@ def continue_chains(fit: BayesFit, n_chunks: int) -> list:
     compiled program, fresh random numbers) and return the state after each chunk
     (gibbs.ChainState with a leading chain axis): draws of everything the chains carry,
     latent responses and between values included."""
-    layout, arrays = build_layout(fit.analysis)
+    layout, arrays = sampler_layout(fit.analysis)
     options = fit.options
     chunk = min(options.chunk, fit.draws.shape[1])     # the chunk length fit_bayes used
     compiled, device_arrays = _program(layout, fit.schedule, options,
@@ -151,6 +150,20 @@ def continue_chains(fit: BayesFit, n_chunks: int) -> list:
     return out
 
 
+def sampler_layout(analysis: Analysis):
+    """(layout, arrays) of the engine that samples ``analysis``: the two-level engine,
+    or two overlapping two-level views for a three-level model (bayes.threelevel)."""
+    if len(analysis.spec.blocks) == 3 and not analysis.data.crossed:
+        return threelevel.build_three_level(analysis)
+    return build_layout(analysis)
+
+
+def _engine(layout):
+    """The module with build_schedule, make_sweep, chunk_noise and initial_state for
+    ``layout``."""
+    return threelevel if isinstance(layout, threelevel.ThreeLevelLayout) else gibbs
+
+
 def _n_adapt(schedule, options: BayesOptions) -> int:
     """Warm-up sweeps: only the NUTS and factor-model blocks adapt."""
     return options.n_adapt if schedule.nuts or schedule.factor_levels else 0
@@ -159,6 +172,10 @@ def _n_adapt(schedule, options: BayesOptions) -> int:
 def _sweep_inputs(layout: Layout, arrays: dict) -> dict:
     """The data arrays a sweep reads: without augmented outcomes, cluster summaries only
     (O(J) inputs, whatever the number of observations)."""
+    if isinstance(layout, threelevel.ThreeLevelLayout):
+        lower, upper = threelevel.split_arrays(arrays)
+        return threelevel.join_arrays(_sweep_inputs(layout.lower, lower),
+                                      _sweep_inputs(layout.upper, upper))
     if layout.augmented:
         return arrays
     return {k: v for k, v in arrays.items()
@@ -212,7 +229,13 @@ def _starting_values(analysis: Analysis, layout: Layout, arrays, starts) -> np.n
 def default_starts(layout: Layout, arrays) -> np.ndarray:
     """Mplus's default starts: loadings 1, latent variances 0.05, observed (residual)
     variances half the sample variance at their level, intercepts at sample means,
-    thresholds at the normal quantiles of the cumulative category proportions."""
+    thresholds at the normal quantiles of the cumulative category proportions.
+    Three-level models: each view's defaults for the parameters it updates."""
+    if isinstance(layout, threelevel.ThreeLevelLayout):
+        lower, upper = threelevel.split_arrays(arrays)
+        in_lower = np.isin(np.arange(layout.spec.n_free), layout.lower_free)
+        return np.where(in_lower, default_starts(layout.lower, lower),
+                        default_starts(layout.upper, upper))
     spec = layout.spec
     x = spec.start_values()
     n = arrays["n"]
@@ -253,13 +276,12 @@ def _compiled_chunk(layout: Layout, schedule, n_adapt: int, chunk: int, thin: in
                     chains: int, shapes: tuple):
     """The compiled chunk for one model structure and data shape (cached: a second data
     set of the same shapes reuses it); data arrays are arguments, not constants."""
-    sweep = make_sweep(layout, schedule, n_adapt)
-    n_obs = dict((name, shape) for name, shape, _ in shapes).get("y", (0,))[0]
+    engine = _engine(layout)
+    sweep = engine.make_sweep(layout, schedule, n_adapt)
 
-    def one_chain(arrays, state: ChainState, key):
-        counts = (arrays["n"].sum(), float(layout.n_clusters))  # inverse-Wishart df
+    def one_chain(arrays, state, key):
         key_noise, key_sweeps = jax.random.split(key)
-        noise = draw_noise(layout, schedule, key_noise, chunk * thin, n_obs, counts)
+        noise = engine.chunk_noise(layout, schedule, key_noise, chunk * thin, arrays)
         noise = jax.tree_util.tree_map(lambda a: a.reshape((chunk, thin) + a.shape[1:]), noise)
 
         # sweep parities as constants (not per chain), so that skipped work is skipped
@@ -282,7 +304,7 @@ def _compiled_chunk(layout: Layout, schedule, n_adapt: int, chunk: int, thin: in
 
     runner = jax.jit(run)
     arrays = {name: jax.ShapeDtypeStruct(shape, dtype) for name, shape, dtype in shapes}
-    state = initial_state(layout, schedule, np.zeros(layout.spec.n_free),
+    state = engine.initial_state(layout, schedule, np.zeros(layout.spec.n_free),
                           {name: np.zeros(shape, dtype) for name, shape, dtype in shapes})
     states = jax.tree_util.tree_map(
         lambda a: jax.ShapeDtypeStruct((chains,) + a.shape, a.dtype), state)

@@ -459,6 +459,13 @@ def draw_noise(layout: Layout, schedule: Schedule, key, n_sweeps: int, n_obs: in
     return build(take)
 
 
+def chunk_noise(layout: Layout, schedule: Schedule, key, n_sweeps: int, arrays: dict) -> dict:
+    """:func:`draw_noise` for the sweep inputs ``arrays`` (their shapes give the counts)."""
+    n_obs = arrays["y"].shape[0] if "y" in arrays else 0
+    counts = (arrays["n"].sum(), float(layout.n_clusters))  # inverse-Wishart df
+    return draw_noise(layout, schedule, key, n_sweeps, n_obs, counts)
+
+
 def _draw_covariances(variates, layout: Layout, schedule: Schedule, x, arrays, between):
     spec = layout.spec
     mats = spec.unpack(x)

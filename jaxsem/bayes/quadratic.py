@@ -52,7 +52,12 @@ def design_derivatives(layout: Layout, prep: density.Prepared) -> jax.Array:
 
 
 def between_state_quadratic(layout: Layout, prep: density.Prepared, arrays):
-    """Precision (J, nS, nS) and linear term (J, nS) of every cluster's state."""
+    """Precision (J, nS, nS) and linear term (J, nS) of every cluster's state.
+
+    With ``arrays["state_prior_precision"]`` (nS, nS) and ``arrays["state_prior_linear"]``
+    (J, nS), those replace the between density: the prior of the state comes from the
+    level above (three-level models, bayes.threelevel).
+    """
     p = layout.p
     r0 = jnp.concatenate([jnp.eye(p), -prep.base[:, None], -prep.fa_gamma], axis=1)
     g = design_derivatives(layout, prep)
@@ -61,19 +66,24 @@ def between_state_quadratic(layout: Layout, prep: density.Prepared, arrays):
     moments = arrays["moments"]
     prec = jnp.einsum("kpm,jmn,lpn->jkl", gl, moments, gl)
     lin = jnp.einsum("kpm,jmn,pn->jk", gl, moments, r0l)
-    t = np.asarray(layout.innovations)
-    if layout.collapsed:  # kept values V ~ N(mean + slopes w_j, chol chol')
-        c = linalg.solve_lower(prep.chol_psi, jnp.eye(layout.nb)[t])
-        d = prep.marginal_mean[None] + arrays["w"] @ prep.marginal_slopes.T
-    else:                 # innovations (I - B) zb - alpha - gamma w_j ~ N(0, psi_T)
-        c = linalg.solve_lower(prep.chol_psi, prep.ib[t])      # (|T|, nb)
-        d = prep.alpha_b[t][None] + arrays["w"] @ prep.gamma_b[t].T      # (J, |T|)
-    dl = linalg.solve_lower(prep.chol_psi, d.T).T
-    prec = prec + (c.T @ c)[None]
-    lin = lin + dl @ c
+    external = "state_prior_precision" in arrays
+    if not external:
+        t = np.asarray(layout.innovations)
+        if layout.collapsed:  # kept values V ~ N(mean + slopes w_j, chol chol')
+            c = linalg.solve_lower(prep.chol_psi, jnp.eye(layout.nb)[t])
+            d = prep.marginal_mean[None] + arrays["w"] @ prep.marginal_slopes.T
+        else:                 # innovations (I - B) zb - alpha - gamma w_j ~ N(0, psi_T)
+            c = linalg.solve_lower(prep.chol_psi, prep.ib[t])      # (|T|, nb)
+            d = prep.alpha_b[t][None] + arrays["w"] @ prep.gamma_b[t].T      # (J, |T|)
+        dl = linalg.solve_lower(prep.chol_psi, d.T).T
+        prec = prec + (c.T @ c)[None]
+        lin = lin + dl @ c
     z0, z1 = between_affine_map(layout, prep, arrays)
     prec_s = jnp.einsum("ak,jab,bl->jkl", z1, prec, z1)
     lin_s = (lin - jnp.einsum("jab,jb->ja", prec, z0)) @ z1
+    if external:
+        prec_s = prec_s + arrays["state_prior_precision"][None]
+        lin_s = lin_s + arrays["state_prior_linear"]
     return prec_s, lin_s
 
 
