@@ -21,6 +21,8 @@ import optax.tree_utils as otu
 
 from jaxsem.bayes.driver import default_starts
 from jaxsem.bayes.layout import Layout, build_layout, cluster_moments
+from jaxsem.bayes.threelevel import (ThreeLevelLayout, build_three_level, join_arrays,
+                                     split_arrays)
 from jaxsem.data import Roles
 from jaxsem.errors import ModelError
 from jaxsem.ml.likelihood import cluster_logliks, missing_patterns
@@ -72,7 +74,7 @@ def _compiled(layout: Layout, masks, max_iterations: int, tolerance: float, shap
         return cluster_logliks(layout, x, arrays, masks)
 
     def objective(x, arrays):
-        value = -logliks(x, arrays).sum() / arrays["n"].sum()
+        value = -logliks(x, arrays).sum() / observation_count(arrays)
         return jnp.where(jnp.isfinite(value), value, jnp.inf)
 
     def minimize(x0, arrays):
@@ -135,9 +137,18 @@ def ml_arrays(analysis: Analysis, *, per_observation: bool = False):
     return (layout, *_device_arrays(layout, arrays, per_observation))
 
 
+def observation_count(arrays):
+    """Number of observations the likelihood covers (level-1 rows)."""
+    return (arrays["n"] if "n" in arrays else arrays["lower/n"]).sum()
+
+
 def _layout(analysis: Analysis):
-    """The sampler's layout and numpy arrays (build_layout), checked for ML."""
-    layout, arrays = build_layout(analysis, estimator="ML")
+    """The sampler's layout and numpy arrays (build_layout; three-level models: the two
+    views of bayes.threelevel), checked for ML."""
+    if len(analysis.spec.blocks) == 3 and not analysis.data.crossed:
+        layout, arrays = build_three_level(analysis)
+    else:
+        layout, arrays = build_layout(analysis, estimator="ML")
     if layout.spec.partable.constraints:
         raise ModelError("constraints (== < > in MODEL CONSTRAINT) are not supported by the "
                          "ML estimator yet; use equality labels, or ESTIMATOR = BAYES")
@@ -147,7 +158,12 @@ def _layout(analysis: Analysis):
 def _device_arrays(layout: Layout, arrays, per_observation: bool):
     """Static missing patterns (None when complete) and the device arrays the likelihood
     reads. Single-level models get one unit per observation when ``per_observation``
-    (MLR needs observation-level scores)."""
+    (MLR needs observation-level scores). Three-level models: the level-1 patterns."""
+    if isinstance(layout, ThreeLevelLayout):
+        lower, upper = split_arrays(arrays)
+        masks, lower = _device_arrays(layout.lower, lower, per_observation)
+        upper = {k: jnp.asarray(v) for k, v in upper.items() if k not in ("observed", "factors")}
+        return masks, join_arrays(lower, upper)
     observed = arrays["observed"]
     arrays = {k: v for k, v in arrays.items() if k not in ("observed", "factors")}
     masks = None
@@ -188,10 +204,10 @@ def fit_ml(analysis: Analysis, options: MLOptions = MLOptions()) -> MLFit:
         information = observed_information(funcs["value_and_grad"], x, arrays)
     scores = (np.asarray(funcs["scores"](jnp.asarray(x), arrays))
               if options.estimator == "mlr" else None)
-    n_obs = float(np.asarray(arrays["n"]).sum())
+    n_obs = float(np.asarray(observation_count(arrays)))
     converged = bool(np.max(np.abs(gradient)) / n_obs < options.tolerance * 10)
     saturated = None
-    if options.saturated and not layout.random_slopes:
+    if options.saturated and not isinstance(layout, ThreeLevelLayout) and not layout.random_slopes:
         saturated = fit_saturated(analysis, layout, options)
     return MLFit(analysis=analysis, layout=layout, options=options, x=x, loglik=loglik,
                  gradient=gradient, information=information, scores=scores, converged=converged,

@@ -31,6 +31,7 @@ import numpy as np
 
 from jaxsem.bayes import density
 from jaxsem.bayes.layout import Layout
+from jaxsem.bayes.threelevel import ThreeLevelLayout, split_arrays
 from jaxsem.kernels import gaussian, linalg
 
 LOG_2PI = density.LOG_2PI
@@ -58,6 +59,15 @@ def _within_rows_loglik(layout: Layout, prep: density.Prepared, zb: jax.Array, a
                         masks) -> jax.Array:
     """(J,) observed-data within log likelihood of each cluster given between values zb
     (J, nb), row by row (FIML); ``arrays["row_pattern"]`` (N,) indexes ``masks``."""
+    return jax.ops.segment_sum(_within_row_logliks(layout, prep, zb, arrays, masks),
+                               jnp.asarray(arrays["cluster"]),
+                               num_segments=arrays["n"].shape[0])
+
+
+def _within_row_logliks(layout: Layout, prep: density.Prepared, zb: jax.Array, arrays,
+                        masks) -> jax.Array:
+    """(N,) observed-data within log likelihood of each row given its cluster's between
+    values (zb (J, nb))."""
     sigma = prep.chol_sigma @ prep.chol_sigma.T
     inverses, logdets = _pattern_inverses(sigma, masks)
     designs = jax.vmap(lambda z: density.cluster_design(layout, prep, z))(zb)  # (J, p, 1+q)
@@ -67,8 +77,7 @@ def _within_rows_loglik(layout: Layout, prep: density.Prepared, zb: jax.Array, a
     pattern = jnp.asarray(arrays["row_pattern"])
     quad = jnp.einsum("np,npk,nk->n", resid, inverses[pattern], resid)
     n_observed = jnp.asarray(np.sum(masks, axis=1), dtype=quad.dtype)[pattern]
-    row = -0.5 * (n_observed * LOG_2PI + logdets[pattern] + quad)
-    return jax.ops.segment_sum(row, cluster, num_segments=arrays["n"].shape[0])
+    return -0.5 * (n_observed * LOG_2PI + logdets[pattern] + quad)
 
 
 def complete_cluster_densities(layout: Layout, mats, arrays, states: jax.Array,
@@ -93,7 +102,10 @@ def complete_cluster_densities(layout: Layout, mats, arrays, states: jax.Array,
 
 
 def cluster_logliks(layout: Layout, x: jax.Array, arrays, masks) -> jax.Array:
-    """(J,) marginal log likelihood of every cluster at free parameters x (n_free,)."""
+    """(J,) marginal log likelihood of every cluster at free parameters x (n_free,);
+    three-level models: of every level-3 cluster."""
+    if isinstance(layout, ThreeLevelLayout):
+        return three_level_logliks(layout, x, arrays, masks)
     mats = layout.spec.unpack(x)
     n_state = len(layout.stochastic)
     n_units = arrays["n"].shape[0]
@@ -103,8 +115,78 @@ def cluster_logliks(layout: Layout, x: jax.Array, arrays, masks) -> jax.Array:
     if n_state == 0:
         return values[0]
     grad, precision = gaussian.quadratic_from_values(values, n_state)
+    return _integrate_quadratic(values[0], grad, precision)
+
+
+def _integrate_quadratic(value0, grad, precision):
+    """log of the integral of exp(value0 + g'v - v'Pv/2) dv (batched: (...,), (..., d),
+    (..., d, d))."""
     chol = linalg.cholesky(precision)
-    half = linalg.solve_lower(chol, grad[:, :, None])[:, :, 0]
+    half = linalg.solve_lower(chol, grad[..., None])[..., 0]
     logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
-    return values[0] + 0.5 * jnp.sum(half * half, axis=-1) - 0.5 * logdet \
-        + 0.5 * n_state * LOG_2PI
+    return value0 + 0.5 * jnp.sum(half * half, axis=-1) - 0.5 * logdet \
+        + 0.5 * grad.shape[-1] * LOG_2PI
+
+
+def three_level_logliks(layout, x: jax.Array, arrays, masks) -> jax.Array:
+    """(J3,) marginal log likelihood of every level-3 cluster (bayes.threelevel views).
+
+    Per level-2 unit r the complete-data density of its data given its level-2 state t
+    and its level-3 cluster's state z, ``f_r(t, z)`` (lower within likelihood plus the
+    upper view's density of the unit's row), is jointly quadratic: its values at the
+    quadratic points of (t, z) give it exactly. t is integrated out per unit (a Schur
+    complement), the results summed per level-3 cluster with the level-3 density of z,
+    and z integrated out: two nested exact Gaussian integrals. ``masks``: the level-1
+    missing-data patterns (None when complete)."""
+    lower, upper = layout.lower, layout.upper
+    lower_arrays, upper_arrays = split_arrays(arrays)
+    prep_lower = density.prepare(lower, lower.spec.unpack(x))
+    prep_upper = density.prepare(upper, upper.spec.unpack(x))
+    n_t, n_z = len(lower.stochastic), len(upper.stochastic)
+    n2, n3 = lower.n_clusters, upper.n_clusters
+    columns = np.asarray(layout.state_columns)
+    upper_masks = ((True,) * upper.p,)
+    upper_rows = dict(upper_arrays, row_pattern=jnp.zeros(n2, dtype=jnp.int32))
+
+    def unit_values(point):
+        t = jnp.broadcast_to(point[:n_t], (n2, n_t))
+        z = jnp.broadcast_to(point[n_t:], (n3, n_z))
+        zb_lower = density.assemble_all(lower, prep_lower, t, lower_arrays)
+        if masks is None:
+            within = jax.vmap(lambda zb, m, n: density.within_cluster_loglik(
+                lower, prep_lower, zb, m, n))(zb_lower, lower_arrays["moments"],
+                                              lower_arrays["n"])
+        else:
+            within = _within_rows_loglik(lower, prep_lower, zb_lower, lower_arrays, masks)
+        zb_upper = density.assemble_all(upper, prep_upper, z, upper_arrays)
+        rows = dict(upper_rows, y=upper_arrays["y"].at[:, columns].set(t))
+        return within + _within_row_logliks(upper, prep_upper, zb_upper, rows, upper_masks)
+
+    points = jnp.asarray(gaussian.quadratic_points(n_t + n_z), dtype=x.dtype)
+    values = jax.vmap(unit_values)(points)                                  # (points, J2)
+    grad, prec = gaussian.quadratic_from_values(values, n_t + n_z)
+    chol_tt = linalg.cholesky(prec[:, :n_t, :n_t])
+    solved = linalg.solve_upper_transposed(                                 # Q_tt^-1 [g_t, Q_tz]
+        chol_tt, linalg.solve_lower(chol_tt, jnp.concatenate(
+            [grad[:, :n_t, None], prec[:, :n_t, n_t:]], axis=2)))
+    constant = _integrate_quadratic(values[0], grad[:, :n_t], prec[:, :n_t, :n_t])
+    linear = grad[:, n_t:] - jnp.einsum("rtz,rt->rz", prec[:, :n_t, n_t:], solved[:, :, 0])
+    schur = prec[:, n_t:, n_t:] - jnp.einsum("rtz,rtw->rzw", prec[:, :n_t, n_t:],
+                                             solved[:, :, 1:])
+    cluster = upper_arrays["cluster"]
+    constant = jax.ops.segment_sum(constant, cluster, num_segments=n3)
+    linear = jax.ops.segment_sum(linear, cluster, num_segments=n3)
+    schur = jax.ops.segment_sum(schur, cluster, num_segments=n3)
+
+    def level3_values(point):
+        z = jnp.broadcast_to(point, (n3, n_z))
+        zb = density.assemble_all(upper, prep_upper, z, upper_arrays)
+        return jax.vmap(lambda v, w: density.between_cluster_logdensity(
+            upper, prep_upper, v, w))(zb, upper_arrays["w"])
+
+    z_points = jnp.asarray(gaussian.quadratic_points(n_z), dtype=x.dtype)
+    z_values = jax.vmap(level3_values)(z_points)                           # (points, J3)
+    if n_z == 0:
+        return constant + z_values[0]
+    z_grad, z_prec = gaussian.quadratic_from_values(z_values, n_z)
+    return _integrate_quadratic(constant + z_values[0], linear + z_grad, schur + z_prec)

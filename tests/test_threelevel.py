@@ -1,0 +1,188 @@
+"""Three-level models (bayes.threelevel): exact posterior, refusals, compilation.
+
+The Geweke tests of the three-level sweep are in test_geweke.py.
+"""
+import json
+from pathlib import Path
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pytest
+
+import jaxsem
+from jaxsem.errors import ModelError
+
+KNOWN_VARIANCES = """
+%WITHIN%
+y ON x;
+y@1;
+%BETWEEN level2%
+y@0.5;
+%BETWEEN level3%
+y ON z;
+y@0.3;
+"""
+ROLES = dict(within=["x"], between_levels={"z": 3}, clusters=("level3", "level2"))
+
+
+def _frame(seed=3, n3=15) -> pd.DataFrame:
+    """Unbalanced three-level data: 2-4 level-2 units per level-3 cluster, 1-5
+    observations per level-2 unit (ids not contiguous)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k in range(n3):
+        z, u = rng.normal(), rng.normal(0, np.sqrt(0.3))
+        for j in range(rng.integers(2, 5)):
+            v = rng.normal(0, np.sqrt(0.5))
+            for _ in range(rng.integers(1, 6)):
+                x = rng.normal()
+                rows.append((1 + 0.5 * x + 0.4 * z + u + v + rng.normal(), x, z, 7 * k + 3,
+                             100 * k + j))
+    return pd.DataFrame(rows, columns=["y", "x", "z", "level3", "level2"])
+
+
+def test_fixed_effects_match_the_exact_gls_posterior():
+    """With the three variances known, the posterior of (intercept, slope on x, slope on
+    z) under Mplus's N(0, 10^10) priors is N(GLS, (X' V^-1 X)^-1), V the marginal
+    covariance of all observations. Means within 4 MC SEs (ArviZ ESS), SDs within 4 SEs
+    of the SD (1 / sqrt(2 ESS)), correlations within 0.05."""
+    frame = _frame()
+    fit = jaxsem.Model.from_mplus(KNOWN_VARIANCES, **ROLES).fit(
+        frame, chains=4, fbiterations=6000, progress=False)
+    n = len(frame)
+    design = np.column_stack([np.ones(n), frame.x, frame.z])
+    same2 = frame.level2.values[:, None] == frame.level2.values[None]
+    same3 = frame.level3.values[:, None] == frame.level3.values[None]
+    v_inv = np.linalg.inv(np.eye(n) + 0.5 * same2 + 0.3 * same3)
+    cov = np.linalg.inv(design.T @ v_inv @ design)
+    mean = cov @ design.T @ v_inv @ frame.y.values
+    order = [fit.names.index(n) for n in ("level3: y~1", "within: y~x", "level3: y~z")]
+    draws = fit.kept[:, :, order]
+    ess = az.ess(az.convert_to_dataset({"x": draws}))["x"].values
+    sd = np.sqrt(np.diag(cov))
+    for k in range(3):
+        flat = draws[:, :, k].ravel()
+        assert abs(flat.mean() - mean[k]) < 4 * sd[k] / np.sqrt(ess[k]), (k, flat.mean(), mean[k])
+        assert abs(flat.std() / sd[k] - 1) < 4 / np.sqrt(2 * ess[k]), (k, flat.std(), sd[k])
+    assert np.allclose(np.corrcoef(draws.reshape(-1, 3).T), cov / np.outer(sd, sd), atol=0.05)
+
+
+def test_second_data_set_of_the_same_shape_reuses_the_program():
+    model = jaxsem.Model.from_mplus(KNOWN_VARIANCES, **ROLES)
+    first = model.fit(_frame(), chains=2, fbiterations=200, progress=False)
+    other = _frame().assign(y=lambda f: f.y + 1.0)
+    second = model.fit(other, chains=2, fbiterations=200, progress=False)
+    assert first.compile_seconds > 0.2 and second.compile_seconds < 0.05
+    assert abs(np.median(second.kept[:, :, second.names.index("level3: y~1")])
+               - np.median(first.kept[:, :, first.names.index("level3: y~1")]) - 1.0) < 0.2
+
+
+@pytest.mark.parametrize("text, roles, message", [
+    (KNOWN_VARIANCES.replace("y ON x;", "y ON x (b);").replace("y ON z;", "y ON z (b);"),
+     ROLES, "an equality constraint between level 1 and a higher level (b) is not supported"),
+    (KNOWN_VARIANCES.replace("y@0.5;", "y@0;"), ROLES,
+     "a level-2 residual variance fixed at 0 ('y' at the level2 level"),
+])
+def test_refusals_name_the_reason(text, roles, message):
+    with pytest.raises(ModelError) as info:
+        jaxsem.Model.from_mplus(text, **roles).fit(_frame(), chains=1, fbiterations=50,
+                                                   progress=False)
+    assert message in str(info.value)
+
+
+def test_missing_covariate_is_refused():
+    frame = _frame()
+    frame.loc[3, "x"] = np.nan
+    with pytest.raises(ModelError, match=r"missing values on a covariate .*\(x\)"):
+        jaxsem.Model.from_mplus(KNOWN_VARIANCES, **ROLES).fit(frame, chains=1,
+                                                              fbiterations=50, progress=False)
+
+
+# ----------------------------------------------------------------------------- ML
+
+UG = Path(__file__).resolve().parents[1] / "configs" / "mplus_ug"
+LME4 = json.loads((Path(__file__).resolve().parents[1]
+                   / "bench/peers/outputs/lme4_threelevel.json").read_text())
+EX9_20 = """
+%WITHIN%
+y ON x;
+%BETWEEN level2%
+s2 | y ON w;
+%BETWEEN level3%
+y ON z;
+s2 ON z;
+y WITH s2;
+"""
+
+
+@pytest.mark.parametrize("data", ["complete", "missing"])
+def test_ml_matches_lme4(data):
+    """UG ex9.20's model (a level-2 random slope varying over level-3 clusters) is
+    lme4's y ~ x + z + w + z:w + (1 + w | level3) + (1 | level2); with y missing on
+    every 7th row FIML drops those rows as lme4 does (bench/peers/lme4_threelevel.R)."""
+    frame = pd.read_csv(UG / "ex9_20.dat", sep=r"\s+", header=None,
+                        names=["y", "x", "w", "z", "level2", "level3"])
+    if data == "missing":
+        frame.loc[2::7, "y"] = np.nan
+    ref = LME4[data]
+    fit = jaxsem.Model.from_mplus(EX9_20, within=["x"], between_levels={"w": 2, "z": 3},
+                                  clusters=("level3", "level2")).fit(frame, estimator="ml")
+    assert fit.converged and abs(fit.loglik - ref["loglik"]) < 1e-5
+    fixed = ref["fixed_effects"]
+    expected = {"within: y~x": fixed["x"], "level2: y~~y": ref["level2_intercept_variance"],
+                "level3: y~z": fixed["z"], "level3: s2~z": fixed["z:w"],
+                "level3: y~~s2": ref["level3_intercept_slope_covariance"],
+                "level3: y~~y": ref["level3_intercept_variance"],
+                "level3: s2~~s2": ref["level3_slope_variance"],
+                "level3: y~1": fixed["(Intercept)"], "level3: s2~1": fixed["w"],
+                "within: y~~y": ref["residual_variance"]}
+    names = fit.analysis.partable.parameter_names()
+    for name, value in expected.items():
+        assert abs(fit.x[names.index(name)] - value) < 2e-4, (name, fit.x[names.index(name)], value)
+
+
+THREE_LEVEL_CFA = """
+%WITHIN%
+fw BY y1-y3;
+%BETWEEN level2%
+f2 BY y1-y3;
+%BETWEEN level3%
+f3 BY y1-y3;
+"""
+
+
+def test_three_level_cfa_likelihood_is_the_multivariate_normal():
+    """The nested Gaussian integrals give, per level-3 cluster, the normal density of
+    all its observations stacked: covariance Sigma_1 (x) I + Sigma_2 (x) [same level-2
+    unit] + Sigma_3 (x) 1, from the implied moments of each level."""
+    from jaxsem.ml.fit import ml_arrays
+    from jaxsem.ml.likelihood import cluster_logliks
+    from scipy.stats import multivariate_normal
+
+    rng = np.random.default_rng(1)
+    frame = _frame(seed=4, n3=6)
+    for k in (1, 2, 3):
+        frame[f"y{k}"] = frame.y + rng.normal(size=len(frame))
+    frame.loc[[2, 9, 11], "y2"] = np.nan
+    model = jaxsem.Model.from_mplus(THREE_LEVEL_CFA, clusters=("level3", "level2"))
+    analysis = model.prepare(frame)
+    layout, masks, arrays = ml_arrays(analysis)
+    spec = analysis.spec
+    x = spec.start_values() + rng.uniform(0.1, 0.4, spec.n_free)
+    ours = np.asarray(cluster_logliks(layout, x, arrays, masks))
+    moments = spec.implied_moments(x)
+    covs = [np.asarray(cov)[:3, :3] for _, cov in moments]
+    mean = np.asarray(moments[2][0])[:3]
+    y = frame[["y1", "y2", "y3"]].to_numpy()
+    for k, level3 in enumerate(np.unique(frame.level3)):
+        rows = np.flatnonzero(frame.level3.values == level3)
+        level2 = frame.level2.values[rows]
+        same2 = (level2[:, None] == level2[None]).astype(float)
+        cov = (np.kron(np.eye(len(rows)), covs[0]) + np.kron(same2, covs[1])
+               + np.kron(np.ones((len(rows), len(rows))), covs[2]))
+        values = y[rows].ravel()
+        seen = ~np.isnan(values)
+        exact = multivariate_normal(np.tile(mean, len(rows))[seen],
+                                    cov[np.ix_(seen, seen)]).logpdf(values[seen])
+        assert abs(ours[k] - exact) < 1e-8, (k, ours[k], exact)
