@@ -18,17 +18,26 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsem.bayes.threelevel import ThreeLevelLayout, split_arrays
 from jaxsem.errors import ModelError
+from jaxsem.kernels import linalg
 from jaxsem.spec import ModelSpec
 
 
-def covariate_covariances(spec: ModelSpec, arrays) -> tuple[np.ndarray, ...]:
+def covariate_covariances(layout, arrays) -> tuple[np.ndarray, ...]:
     """Per block, the sample covariance (n denominator) of its covariates, from the
-    layout arrays ``c`` (N, q) and ``w`` (J, q_b). Within covariates enter the within
-    level as they are (not split into parts), so theirs is the covariance over all
-    observations, as in Mplus and lavaan (tested against lavaan's std.all)."""
+    sampler's layout arrays: ``c`` (N, q) and ``w`` (J, q_b); three-level models: the
+    lower view's ``c``, then the upper view's ``c`` (one row per level-2 unit) and ``w``.
+    Within covariates enter the within level as they are (not split into parts), so
+    theirs is the covariance over all observations, as in Mplus and lavaan (tested
+    against lavaan's std.all)."""
+    if isinstance(layout, ThreeLevelLayout):
+        lower, upper = split_arrays(arrays)
+        per_block = [lower["c"], upper["c"], upper["w"]]
+    else:
+        per_block = [arrays["c"], arrays["w"]] if layout.two_level else [arrays["c"]]
     out = []
-    for values in ([arrays["c"], arrays["w"]] if len(spec.blocks) == 2 else [arrays["c"]]):
+    for values in per_block:
         centred = np.asarray(values) - np.asarray(values).mean(0)
         out.append(centred.T @ centred / len(centred))
     return tuple(out)
@@ -43,9 +52,10 @@ def standardized_values(spec: ModelSpec, x, covariances) -> jnp.ndarray:
                          "does not give them either)")
     mats = spec.unpack(x)
     scales = []
-    for block, m, cov in zip(spec.blocks, mats, covariances):
-        nv = len(block.variables)
-        inv = jnp.linalg.inv(jnp.eye(nv) - m["beta"])
+    for bi, (m, cov) in enumerate(zip(mats, covariances)):
+        # no LAPACK for acyclic paths: jaxlib 0.10's batched LU (vmapped over thousands
+        # of draws) can deadlock on a 2-thread pool when two blocks' LUs run at once
+        inv = linalg.inverse_identity_minus(m["beta"], spec.pattern(bi, "beta"))
         total = inv @ (m["psi"] + m["gamma"] @ jnp.asarray(cov) @ m["gamma"].T) @ inv.T
         scales.append((jnp.sqrt(jnp.diag(total)), jnp.sqrt(jnp.diag(jnp.asarray(cov)))))
     index = {b.name: i for i, b in enumerate(spec.blocks)}

@@ -113,11 +113,11 @@ class BayesFit:
     def _make_standardized(self) -> pd.DataFrame:
         import jax  # noqa: PLC0415
 
-        from jaxsem.bayes.layout import build_layout  # noqa: PLC0415
+        from jaxsem.bayes.driver import sampler_layout  # noqa: PLC0415
         from jaxsem.standardize import covariate_covariances, standardized_values  # noqa: PLC0415
 
         spec = self.layout.spec
-        covariances = covariate_covariances(spec, build_layout(self.analysis)[1])
+        covariances = covariate_covariances(self.layout, sampler_layout(self.analysis)[1])
         kept = self.kept
         draws = np.asarray(jax.jit(jax.vmap(
             lambda v: standardized_values(spec, v, covariances)))(
@@ -127,7 +127,7 @@ class BayesFit:
             rec = dict(block=r.block, lhs=r.lhs, op=r.op, rhs=r.rhs, kind=r.kind,
                        free=r.free, random=r.random)
             values = draws[:, :, k]
-            if np.ptp(values) > 0:
+            if np.ptp(values) > 1e-12 * max(1.0, float(np.abs(values).max())):
                 rec.update(_describe(values, self.options.point))
             else:
                 rec.update(estimate=float(values.flat[0]))
@@ -147,18 +147,16 @@ class BayesFit:
 
 def _describe(values: np.ndarray, point: str) -> dict:
     flat = values.ravel()
-    median = float(np.median(flat))
-    estimate = {"median": median, "mean": float(flat.mean()),
-                "mode": _kde_mode(flat)}[point]
+    estimate = {"median": np.median, "mean": np.mean, "mode": _kde_mode}[point](flat)
     lower, upper = np.quantile(flat, [0.025, 0.975])
     opposite = np.mean(flat < 0) if estimate >= 0 else np.mean(flat > 0)
-    return dict(estimate=estimate, posterior_sd=float(flat.std(ddof=1)),
+    return dict(estimate=float(estimate), posterior_sd=float(flat.std(ddof=1)),
                 p_value=float(opposite), ci_lower=float(lower), ci_upper=float(upper),
                 significant=bool(lower > 0 or upper < 0))
 
 
 def _kde_mode(flat: np.ndarray) -> float:
-    if np.ptp(flat) == 0:
+    if np.ptp(flat) <= 1e-12 * max(1.0, float(np.abs(flat).max())):  # KDE needs a range
         return float(flat[0])
     grid, density = az.kde(flat)
     return float(grid[np.argmax(density)])

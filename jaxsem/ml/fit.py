@@ -133,7 +133,7 @@ def observed_information(value_and_grad, x: np.ndarray, arrays) -> np.ndarray:
 
 def ml_arrays(analysis: Analysis, *, per_observation: bool = False):
     """Layout, static missing patterns (None when complete) and device arrays."""
-    layout, arrays = _layout(analysis)
+    layout, arrays = ml_layout(analysis)
     return (layout, *_device_arrays(layout, arrays, per_observation))
 
 
@@ -142,7 +142,7 @@ def observation_count(arrays):
     return (arrays["n"] if "n" in arrays else arrays["lower/n"]).sum()
 
 
-def _layout(analysis: Analysis):
+def ml_layout(analysis: Analysis):
     """The sampler's layout and numpy arrays (build_layout; three-level models: the two
     views of bayes.threelevel), checked for ML."""
     if len(analysis.spec.blocks) == 3 and not analysis.data.crossed:
@@ -182,7 +182,7 @@ def _device_arrays(layout: Layout, arrays, per_observation: bool):
 def fit_ml(analysis: Analysis, options: MLOptions = MLOptions()) -> MLFit:
     """Maximum likelihood fit of an Analysis (ML or MLR)."""
     start_time = time.perf_counter()
-    layout, layout_arrays = _layout(analysis)
+    layout, layout_arrays = ml_layout(analysis)
     masks, arrays = _device_arrays(layout, layout_arrays, options.estimator == "mlr")
     starts = _starts(layout, layout_arrays, analysis, options)
     compile_start = time.perf_counter()
@@ -288,7 +288,7 @@ def fit_saturated(analysis: Analysis, layout: Layout, options: MLOptions) -> Sat
     n_levels = 2 if layout.two_level else None
     table = build_partable(parsed, roles, n_levels=n_levels)
     h1 = Analysis(analysis.model, table, ModelSpec(table), data)
-    h1_layout, layout_arrays = _layout(h1)
+    h1_layout, layout_arrays = ml_layout(h1)
     masks, arrays = _device_arrays(h1_layout, layout_arrays, options.estimator == "mlr")
     funcs = compiled_functions(h1_layout, masks, arrays, options)
     x0 = _sample_moment_starts(h1_layout, layout_arrays,

@@ -190,11 +190,11 @@ class MLFit:
         return self._standardized
 
     def _make_standardized(self) -> pd.DataFrame:
-        from jaxsem.bayes.layout import build_layout  # noqa: PLC0415
+        from jaxsem.ml.fit import ml_layout  # noqa: PLC0415
         from jaxsem.standardize import covariate_covariances, standardized_values  # noqa: PLC0415
 
         spec = self.layout.spec
-        covariances = covariate_covariances(spec, build_layout(self.analysis, "ML")[1])
+        covariances = covariate_covariances(self.layout, ml_layout(self.analysis)[1])
         x = jnp.asarray(self.x)
         estimate = np.asarray(standardized_values(spec, x, covariances))
         jac = np.asarray(jax.jacfwd(lambda v: standardized_values(spec, v, covariances))(x))
