@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import jaxsem
-from jaxsem.bayes import density, quadratic, threelevel
+from jaxsem.bayes import crossed, density, quadratic, threelevel
 from jaxsem.bayes.driver import _engine, sampler_layout
 from jaxsem.bayes.gibbs import draw_noise
 
@@ -62,15 +62,17 @@ MOMENTS = {"N(1, 0.1)": (1.0, np.sqrt(0.1), 0.0), "N(0, 1)": (0.0, 1.0, 0.0),
 def _geweke_draws(model, frame, n_steps=12000, seed=0, noise_fn=None):
     """Draws (2 chains, n_steps * 5/6, n_free) of the successive-conditional simulator;
     ``noise_fn`` replaces gibbs.draw_noise (two-level models). Three-level models draw
-    their level-1 data from the lower view given its state (the level-2 values)."""
+    their level-1 data from the lower view given its state (the level-2 values);
+    cross-classified models from the first view plus the second view's parts."""
     analysis = model.prepare(frame)
     layout, arrays = sampler_layout(analysis)
     engine = _engine(layout)
     schedule = engine.build_schedule(layout)
-    three_level = isinstance(layout, threelevel.ThreeLevelLayout)
-    data_layout = layout.lower if three_level else layout
-    data_arrays = threelevel.split_arrays(arrays)[0] if three_level else arrays
-    prefix = "lower/" if three_level else ""
+    views = getattr(engine, "VIEWS", None)
+    data_layout = layout.views[0] if views else layout
+    data_arrays = threelevel.split_arrays(arrays, views)[0] if views else arrays
+    prefix = f"{views[0]}/" if views else ""
+    is_crossed = isinstance(layout, crossed.CrossedLayout)
     spec = layout.spec
     priors = [str(r.prior) for r in spec.partable.free_rows()]
     x0 = np.array([MOMENTS[p][0] if not p.startswith("IW(0") else 0.0 for p in priors])
@@ -81,11 +83,17 @@ def _geweke_draws(model, frame, n_steps=12000, seed=0, noise_fn=None):
     data_arrays = jax.tree_util.tree_map(jnp.asarray, data_arrays)
     counts = (float(len(cluster)), float(data_layout.n_clusters))
 
-    def new_data(key, x, between):
+    def new_data(key, state):
+        x = state.x
+        between = state.a.between if is_crossed else state.lower.between if views else (
+            state.between)
         prep = density.prepare(data_layout, data_layout.spec.unpack(x))
         zb = density.assemble_all(data_layout, prep, between, data_arrays)
         design = jax.vmap(lambda z: density.cluster_design(data_layout, prep, z))(zb)
         means = jnp.einsum("npk,nk->np", design[cluster], c1)
+        if is_crossed:
+            means = means + crossed.part_offsets(layout.b, x, state.b.between,
+                                                 threelevel.split_arrays(arrays, views)[1])
         y = means + jax.random.normal(key, (len(cluster), data_layout.p)) @ prep.chol_sigma.T
         u = jnp.concatenate([y, c1], axis=1)
         moments = jax.ops.segment_sum(u[:, :, None] * u[:, None, :], cluster,
@@ -101,7 +109,9 @@ def _geweke_draws(model, frame, n_steps=12000, seed=0, noise_fn=None):
     def step(state, inputs):
         key, parity = inputs
         k1, k2, k3 = jax.random.split(key, 3)
-        data = new_data(k1, state.x, state.lower.between if three_level else state.between)
+        data = new_data(k1, state)
+        if is_crossed:  # the chain carries the outcomes
+            state = state._replace(y=data["a/y"])
         if data_layout.categorical:
             state = state._replace(y=data["y"])
         noise = (noise_fn(layout, schedule, k3, 1, len(cluster), counts) if noise_fn
@@ -266,4 +276,31 @@ def test_three_level_random_slope_sweep_keeps_the_prior():
     draws, priors, names, schedule = _geweke_draws(model, frame, n_steps=24000)
     blocks = " | ".join(schedule.describe(names))
     assert "NUTS" not in blocks and "inverse Wishart" in blocks
+    _check_prior_moments(draws, priors, names)
+
+
+CROSSED = """
+%WITHIN%
+y ON x (bx); y (tw);
+%BETWEEN level2a%
+y ON w (bw); y (ta);
+%BETWEEN level2b%
+y ON z (bz); y (tb); [y] (m);
+"""
+
+
+def test_cross_classified_sweep_keeps_the_prior():
+    """Two crossed classifications (bayes.crossed): each view draws its parts, the
+    within parameters (twice a sweep) and its level's parameters."""
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 5, 40), rng.integers(0, 4, 40)
+    frame = pd.DataFrame({"y": rng.normal(size=40), "x": rng.normal(size=40),
+                          "w": rng.normal(size=5)[a], "z": rng.normal(size=4)[b],
+                          "level2a": a, "level2b": b})
+    model = jaxsem.Model.from_mplus(
+        CROSSED, within=["x"], between_levels={"w": 2, "z": 3},
+        clusters=("level2b", "level2a"), crossed=True,
+        priors="bx ~ N(0, 1); bw ~ N(0, 1); bz ~ N(0, 1); m ~ N(0, 1); "
+               "tw ~ IG(6, 5); ta ~ IG(6, 5); tb ~ IG(6, 5);")
+    draws, priors, names, schedule = _geweke_draws(model, frame, n_steps=16000)
     _check_prior_moments(draws, priors, names)

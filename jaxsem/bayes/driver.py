@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsem.bayes import gibbs, threelevel
+from jaxsem.bayes import crossed, gibbs, threelevel
 from jaxsem.bayes.categorical import start_thresholds
 from jaxsem.bayes.layout import Layout, build_layout
 from jaxsem.bayes.results import BayesFit
@@ -152,16 +152,22 @@ def continue_chains(fit: BayesFit, n_chunks: int) -> list:
 
 def sampler_layout(analysis: Analysis):
     """(layout, arrays) of the engine that samples ``analysis``: the two-level engine,
-    or two overlapping two-level views for a three-level model (bayes.threelevel)."""
-    if len(analysis.spec.blocks) == 3 and not analysis.data.crossed:
+    or two two-level views for a three-level (bayes.threelevel) or cross-classified
+    (bayes.crossed) model."""
+    if len(analysis.spec.blocks) == 3:
+        if analysis.data.crossed:
+            return crossed.build_crossed(analysis)
         return threelevel.build_three_level(analysis)
     return build_layout(analysis)
 
 
+_COMPOSITES = {threelevel.ThreeLevelLayout: threelevel, crossed.CrossedLayout: crossed}
+
+
 def _engine(layout):
     """The module with build_schedule, make_sweep, chunk_noise and initial_state for
-    ``layout``."""
-    return threelevel if isinstance(layout, threelevel.ThreeLevelLayout) else gibbs
+    ``layout`` (gibbs, or a module of two views with its array prefixes ``VIEWS``)."""
+    return _COMPOSITES.get(type(layout), gibbs)
 
 
 def _n_adapt(schedule, options: BayesOptions) -> int:
@@ -172,10 +178,11 @@ def _n_adapt(schedule, options: BayesOptions) -> int:
 def _sweep_inputs(layout: Layout, arrays: dict) -> dict:
     """The data arrays a sweep reads: without augmented outcomes, cluster summaries only
     (O(J) inputs, whatever the number of observations)."""
-    if isinstance(layout, threelevel.ThreeLevelLayout):
-        lower, upper = threelevel.split_arrays(arrays)
-        return threelevel.join_arrays(_sweep_inputs(layout.lower, lower),
-                                      _sweep_inputs(layout.upper, upper))
+    if type(layout) in _COMPOSITES:
+        views = _engine(layout).VIEWS
+        parts = threelevel.split_arrays(arrays, views)
+        return threelevel.join_arrays(*(_sweep_inputs(view, part)
+                                        for view, part in zip(layout.views, parts)), views)
     if layout.augmented:
         return arrays
     return {k: v for k, v in arrays.items()
@@ -230,12 +237,13 @@ def default_starts(layout: Layout, arrays) -> np.ndarray:
     """Mplus's default starts: loadings 1, latent variances 0.05, observed (residual)
     variances half the sample variance at their level, intercepts at sample means,
     thresholds at the normal quantiles of the cumulative category proportions.
-    Three-level models: each view's defaults for the parameters it updates."""
-    if isinstance(layout, threelevel.ThreeLevelLayout):
-        lower, upper = threelevel.split_arrays(arrays)
-        in_lower = np.isin(np.arange(layout.spec.n_free), layout.lower_free)
-        return np.where(in_lower, default_starts(layout.lower, lower),
-                        default_starts(layout.upper, upper))
+    Models of two views: each view's defaults for its parameters (the first view's for
+    the parameters both update)."""
+    if type(layout) in _COMPOSITES:
+        first, second = threelevel.split_arrays(arrays, _engine(layout).VIEWS)
+        in_first = np.isin(np.arange(layout.spec.n_free), layout.first_free)
+        return np.where(in_first, default_starts(layout.views[0], first),
+                        default_starts(layout.views[1], second))
     spec = layout.spec
     x = spec.start_values()
     n = arrays["n"]

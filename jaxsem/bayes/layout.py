@@ -56,8 +56,9 @@ class Layout:
     ``within_observed`` of categorical variables (their y columns are latent responses);
     ``between_categorical``: positions in ``known`` of categorical between-only
     variables (their values are latent responses, drawn every sweep).
-    ``state_outcomes``: indices into ``within_observed`` whose values are another view's
-    state, set before every sweep (the upper view of a three-level model).
+    ``external_outcomes``: indices into ``within_observed`` whose values another view sets
+    before every sweep (three-level models: the level-2 states; cross-classified: the
+    data minus the other classification's parts).
     """
     spec: ModelSpec
     within_observed: tuple[str, ...]
@@ -75,14 +76,14 @@ class Layout:
     has_within_latent: bool
     categorical: tuple[int, ...] = ()
     between_categorical: tuple[int, ...] = ()
-    state_outcomes: tuple[int, ...] = ()
+    external_outcomes: tuple[int, ...] = ()
 
     @property
     def augmented(self) -> bool:
         """True when the outcome values change every sweep (imputed, latent responses,
-        or the states of the level below), so the per-cluster moments are recomputed
+        or set by another view), so the per-cluster moments are recomputed
         per sweep."""
-        return self.has_missing or bool(self.categorical) or bool(self.state_outcomes)
+        return self.has_missing or bool(self.categorical) or bool(self.external_outcomes)
 
     @property
     def p(self) -> int:

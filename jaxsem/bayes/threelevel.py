@@ -13,7 +13,7 @@ engine unchanged:
   quadratic.between_state_quadratic). It draws ``t`` and the level-1 parameters.
 * the *upper* view (levels 2-3): the level-2 model is its within level, with one
   "observation" per level-2 unit whose outcomes are ``t`` (set before every sweep, the
-  moments recomputed: ``Layout.state_outcomes``) and the level-2 data; the level-3 model
+  moments recomputed: ``Layout.external_outcomes``) and the level-2 data; the level-3 model
   is its between level. It draws the level-3 values and the level-2 and level-3
   parameters, with level-2 factors integrated out as the two-level engine does.
 
@@ -62,28 +62,34 @@ class ThreeLevelLayout:
     lower_free: tuple[int, ...]
 
     @property
-    def n_clusters(self) -> tuple[int, int]:
-        """(level-2 units, level-3 clusters)."""
-        return self.lower.n_clusters, self.upper.n_clusters
+    def views(self) -> tuple[Layout, Layout]:
+        return self.lower, self.upper
+
+    @property
+    def first_free(self) -> tuple[int, ...]:
+        return self.lower_free
 
 
 @dataclass(frozen=True)
-class ThreeLevelSchedule:
-    """The two views' schedules."""
-    lower: gibbs.Schedule
-    upper: gibbs.Schedule
+class ViewSchedules:
+    """The schedules of two views (three-level: lower, upper; cross-classified: the
+    two classifications), ``labels`` naming them in the report."""
+    first: gibbs.Schedule
+    second: gibbs.Schedule
+    labels: tuple[str, str]
 
     @property
     def nuts(self) -> tuple[int, ...]:
-        return self.lower.nuts + self.upper.nuts
+        return self.first.nuts + self.second.nuts
 
     @property
     def factor_levels(self) -> tuple:
-        return self.lower.factor_levels + self.upper.factor_levels
+        return self.first.factor_levels + self.second.factor_levels
 
     def describe(self, names: list[str]) -> list[str]:
-        return ([f"levels 1-2: {line}" for line in self.lower.describe(names)]
-                + [f"levels 2-3: {line}" for line in self.upper.describe(names)])
+        return [f"{label}: {line}" for label, schedule in zip(self.labels, (self.first,
+                                                                             self.second))
+                for line in schedule.describe(names)]
 
 
 class ThreeLevelState(NamedTuple):
@@ -128,7 +134,7 @@ def build_three_level(analysis) -> tuple[ThreeLevelLayout, dict[str, np.ndarray]
                         partable=upper_table))
     state_names = [lower_layout.between[k] for k in lower_layout.stochastic]
     state_columns = tuple(upper_layout.within_observed.index(v) for v in state_names)
-    upper_layout = replace(upper_layout, state_outcomes=state_columns)
+    upper_layout = replace(upper_layout, external_outcomes=state_columns)
     lower_free = tuple(sorted({r.free - 1 for r in lower_table.rows if r.free}))
     layout = ThreeLevelLayout(analysis.spec, lower_layout, upper_layout, state_columns,
                               lower_free)
@@ -199,25 +205,42 @@ def _level2_data(analysis, blocks: tuple[Block, Block], states: set[str]) -> Sim
                            cluster_index=(level3_of,), n_clusters=(n3,), crossed=False)
 
 
-def split_arrays(arrays: dict) -> tuple[dict, dict]:
-    """(lower arrays, upper arrays) from the prefixed dict."""
-    out = {view: {} for view in VIEWS}
+def split_arrays(arrays: dict, views: tuple[str, str] = VIEWS) -> tuple[dict, dict]:
+    """The two views' arrays from the dict whose keys are prefixed ``view/``."""
+    out = {view: {} for view in views}
     for key, value in arrays.items():
         view, name = key.split("/", 1)
         out[view][name] = value
-    return out["lower"], out["upper"]
+    return out[views[0]], out[views[1]]
 
 
-def join_arrays(lower: dict, upper: dict) -> dict:
-    return {**{f"lower/{k}": v for k, v in lower.items()},
-            **{f"upper/{k}": v for k, v in upper.items()}}
+def join_arrays(first: dict, second: dict, views: tuple[str, str] = VIEWS) -> dict:
+    return {**{f"{views[0]}/{k}": v for k, v in first.items()},
+            **{f"{views[1]}/{k}": v for k, v in second.items()}}
+
+
+def pair_noise(layouts, schedule: ViewSchedules, key, n_sweeps: int, arrays: dict,
+               views: tuple[str, str]) -> dict:
+    """Standard variates of two views for ``n_sweeps`` sweeps (gibbs.chunk_noise)."""
+    keys = jax.random.split(key)
+    parts = split_arrays(arrays, views)
+    return {view: gibbs.chunk_noise(layout, sched, k, n_sweeps, part)
+            for view, layout, sched, k, part in zip(views, layouts, (schedule.first,
+                                                                     schedule.second),
+                                                    keys, parts)}
+
+
+def accept_rate(schedule: ViewSchedules, first, second) -> jax.Array:
+    """Mean NUTS acceptance of the views that have a NUTS block (1 when none has)."""
+    used = [a for a, s in zip((first, second), (schedule.first, schedule.second)) if s.nuts]
+    return sum(used) / len(used) if used else jnp.asarray(1.0)
 
 
 # --------------------------------------------------------------------------- sampler
 
-def build_schedule(layout: ThreeLevelLayout) -> ThreeLevelSchedule:
-    return ThreeLevelSchedule(gibbs.build_schedule(layout.lower),
-                              gibbs.build_schedule(layout.upper))
+def build_schedule(layout: ThreeLevelLayout) -> ViewSchedules:
+    return ViewSchedules(gibbs.build_schedule(layout.lower), gibbs.build_schedule(layout.upper),
+                         ("levels 1-2", "levels 2-3"))
 
 
 def state_prior(layout: ThreeLevelLayout, x: jax.Array, upper: gibbs.ChainState,
@@ -242,12 +265,11 @@ def state_prior(layout: ThreeLevelLayout, x: jax.Array, upper: gibbs.ChainState,
     return precision[np.ix_(s, s)], linear
 
 
-def make_sweep(layout: ThreeLevelLayout, schedule: ThreeLevelSchedule, n_adapt: int):
+def make_sweep(layout: ThreeLevelLayout, schedule: ViewSchedules, n_adapt: int):
     """sweep(key, state, arrays, noise, parity) -> (state, NUTS acceptance)."""
-    lower_sweep = gibbs.make_sweep(layout.lower, schedule.lower, n_adapt)
-    upper_sweep = gibbs.make_sweep(layout.upper, schedule.upper, n_adapt)
+    lower_sweep = gibbs.make_sweep(layout.lower, schedule.first, n_adapt)
+    upper_sweep = gibbs.make_sweep(layout.upper, schedule.second, n_adapt)
     columns = np.asarray(layout.state_columns)
-    with_nuts = [bool(schedule.lower.nuts), bool(schedule.upper.nuts)]
 
     def sweep(key, state: ThreeLevelState, arrays, noise, parity=0):
         lower_arrays, upper_arrays = split_arrays(arrays)
@@ -262,28 +284,22 @@ def make_sweep(layout: ThreeLevelLayout, schedule: ThreeLevelSchedule, n_adapt: 
                                         y=state.upper.y.at[:, columns].set(lower.between))
         upper, accept_upper = upper_sweep(key_upper, upper_in, upper_arrays, noise["upper"],
                                           parity)
-        accepts = [a for a, used in zip((accept_lower, accept_upper), with_nuts) if used]
-        accept = sum(accepts) / len(accepts) if accepts else jnp.asarray(1.0)
-        return ThreeLevelState(lower._replace(x=upper.x), upper), accept
+        return (ThreeLevelState(lower._replace(x=upper.x), upper),
+                accept_rate(schedule, accept_lower, accept_upper))
 
     return sweep
 
 
-def chunk_noise(layout: ThreeLevelLayout, schedule: ThreeLevelSchedule, key, n_sweeps: int,
+def chunk_noise(layout: ThreeLevelLayout, schedule: ViewSchedules, key, n_sweeps: int,
                 arrays: dict) -> dict:
-    """Standard variates of both views for ``n_sweeps`` sweeps (gibbs.chunk_noise)."""
-    key_lower, key_upper = jax.random.split(key)
-    lower_arrays, upper_arrays = split_arrays(arrays)
-    return {"lower": gibbs.chunk_noise(layout.lower, schedule.lower, key_lower, n_sweeps,
-                                       lower_arrays),
-            "upper": gibbs.chunk_noise(layout.upper, schedule.upper, key_upper, n_sweeps,
-                                       upper_arrays)}
+    """Standard variates of both views for ``n_sweeps`` sweeps."""
+    return pair_noise((layout.lower, layout.upper), schedule, key, n_sweeps, arrays, VIEWS)
 
 
-def initial_state(layout: ThreeLevelLayout, schedule: ThreeLevelSchedule, x0, arrays
+def initial_state(layout: ThreeLevelLayout, schedule: ViewSchedules, x0, arrays
                   ) -> ThreeLevelState:
     """Both views' starts: level-2 states at the level-2 means, level-3 values at the
     level-3 means of those."""
     lower_arrays, upper_arrays = split_arrays(arrays)
-    return ThreeLevelState(gibbs.initial_state(layout.lower, schedule.lower, x0, lower_arrays),
-                           gibbs.initial_state(layout.upper, schedule.upper, x0, upper_arrays))
+    return ThreeLevelState(gibbs.initial_state(layout.lower, schedule.first, x0, lower_arrays),
+                           gibbs.initial_state(layout.upper, schedule.second, x0, upper_arrays))
