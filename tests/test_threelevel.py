@@ -156,6 +156,8 @@ def test_three_level_cfa_likelihood_is_the_multivariate_normal():
     """The nested Gaussian integrals give, per level-3 cluster, the normal density of
     all its observations stacked: covariance Sigma_1 (x) I + Sigma_2 (x) [same level-2
     unit] + Sigma_3 (x) 1, from the implied moments of each level."""
+    import jax
+
     from jaxsem.ml.fit import ml_arrays
     from jaxsem.ml.likelihood import cluster_logliks
     from scipy.stats import multivariate_normal
@@ -170,7 +172,7 @@ def test_three_level_cfa_likelihood_is_the_multivariate_normal():
     layout, masks, arrays = ml_arrays(analysis)
     spec = analysis.spec
     x = spec.start_values() + rng.uniform(0.1, 0.4, spec.n_free)
-    ours = np.asarray(cluster_logliks(layout, x, arrays, masks))
+    ours = np.asarray(jax.jit(cluster_logliks, static_argnums=(0, 3))(layout, x, arrays, masks))
     moments = spec.implied_moments(x)
     covs = [np.asarray(cov)[:3, :3] for _, cov in moments]
     mean = np.asarray(moments[2][0])[:3]
@@ -188,6 +190,7 @@ def test_three_level_cfa_likelihood_is_the_multivariate_normal():
         assert abs(ours[k] - exact) < 1e-8, (k, ours[k], exact)
 
 
+@pytest.mark.slow
 def test_bayes_agrees_with_ml_on_a_large_three_level_cfa():
     """A factor model at every level, 100 level-3 clusters x 5 level-2 units x 6
     observations simulated by the ModelSpec generator: posterior medians (Mplus's default
@@ -220,3 +223,28 @@ def test_bayes_agrees_with_ml_on_a_large_three_level_cfa():
         std = fit.standardized()
         loading = std[(std.block == "level2") & (std.lhs == "f2") & (std.rhs == "y2")]
         assert 0.5 < float(loading.estimate.iloc[0]) < 1.0
+
+
+def test_level1_random_slope_ml_matches_lme4():
+    """A level-1 random slope varying over level-2 units (correlated with the level-2
+    intercept) beside a level-3 random intercept: lme4's y ~ x + (1 | level3) +
+    (1 + x | level2) on data simulated by bench/peers/lme4_threelevel.R."""
+    frame = pd.read_csv(Path(__file__).resolve().parents[1]
+                        / "bench/peers/data/threelevel_level1_slope.csv")
+    ref = LME4["level1_slope"]
+    model = jaxsem.Model.from_mplus("%WITHIN%\ns | y ON x;\n%BETWEEN level2%\ny WITH s;\n"
+                                    "%BETWEEN level3%\n", within=["x"],
+                                    clusters=("level3", "level2"))
+    fit = model.fit(frame, estimator="ml")
+    assert fit.converged and abs(fit.loglik - ref["loglik"]) < 1e-5
+    expected = {"level2: s~1": ref["fixed_effects"]["x"],
+                "level3: y~1": ref["fixed_effects"]["(Intercept)"],
+                "level2: s~~s": ref["level2_slope_variance"],
+                "level2: y~~y": ref["level2_intercept_variance"],
+                "level2: y~~s": ref["level2_intercept_slope_covariance"],
+                "level3: y~~y": ref["level3_intercept_variance"],
+                "within: y~~y": ref["residual_variance"]}
+    names = fit.analysis.partable.parameter_names()
+    assert sorted(names) == sorted(expected)
+    for name, value in expected.items():
+        assert abs(fit.x[names.index(name)] - value) < 2e-4, (name, fit.x[names.index(name)], value)
