@@ -50,8 +50,10 @@ output (tech1, tech8, cinterval, cinterval(hpd), sampstat, stdyx), bparameters, 
 (the analysis data), fscores (true, n or [n, thin]: factor scores in the savedata file),
 plot, title; see configs/demo_twolevel.yaml.
 
-Requests jaxsem cannot honour yet (THREELEVEL and CROSSCLASSIFIED fits, SAVE = FSCORES
-(n) with ML, ...) are refused, all in one message, before anything is computed.
+THREELEVEL (Bayes, ML, MLR) and CROSSCLASSIFIED (Bayes) fits take continuous outcomes.
+Requests jaxsem cannot honour yet (categorical outcomes in them, SAVE = FSCORES of
+three-level models or (n) with ML, ...) are refused with the reason before anything is
+computed.
 
 Compiled programs are kept on disk (JAX's persistent compilation cache) in
 $JAXSEM_CACHE_DIR, by default ~/.cache/jaxsem/xla, so a second run of a model of the

@@ -616,6 +616,7 @@ def test_cross_classified_ex9_24_agrees_with_lme4(tmp_path):
             for p in run.results["parameters"] if p["free"]}
     assert set(rows) == set(close) | set(inside)
     for key, value in close.items():
-        assert abs(rows[key]["estimate"] - value) < 0.35 * rows[key]["posterior_sd"], (key, rows[key])
+        row = rows[key]
+        assert abs(row["estimate"] - value) < 0.35 * row["posterior_sd"], (key, row)
     for key, value in inside.items():
         assert rows[key]["ci_lower"] < value < rows[key]["ci_upper"], (key, rows[key])

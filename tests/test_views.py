@@ -1,6 +1,7 @@
-"""Three-level models (bayes.threelevel): exact posterior, refusals, compilation.
+"""Three-level (bayes.threelevel) and cross-classified (bayes.crossed) models: exact
+posteriors, refusals, compilation, ML against lme4 and the stacked normal density.
 
-The Geweke tests of the three-level sweep are in test_geweke.py.
+The Geweke tests of their sweeps are in test_geweke.py.
 """
 import json
 from pathlib import Path
@@ -26,6 +27,25 @@ y@0.3;
 ROLES = dict(within=["x"], between_levels={"z": 3}, clusters=("level3", "level2"))
 
 
+def assert_gls_posterior(fit, names, design, v_inv, y) -> None:
+    """The draws of the parameters ``names`` (in the columns' order of ``design``) match
+    N(GLS, (X' V^-1 X)^-1), the exact posterior under Mplus's N(0, 10^10) priors when
+    the variances are known: means within 4 MC SEs (ArviZ ESS), SDs within 4 SEs of the
+    SD (1 / sqrt(2 ESS)), correlations within 0.05."""
+    cov = np.linalg.inv(design.T @ v_inv @ design)
+    mean = cov @ design.T @ v_inv @ y
+    draws = fit.kept[:, :, [fit.names.index(n) for n in names]]
+    ess = az.ess(az.convert_to_dataset({"x": draws}))["x"].values
+    sd = np.sqrt(np.diag(cov))
+    for k, name in enumerate(names):
+        flat = draws[:, :, k].ravel()
+        mc_se = sd[k] / np.sqrt(ess[k])
+        assert abs(flat.mean() - mean[k]) < 4 * mc_se, (name, flat.mean(), mean[k])
+        assert abs(flat.std() / sd[k] - 1) < 4 / np.sqrt(2 * ess[k]), (name, flat.std(), sd[k])
+    assert np.allclose(np.corrcoef(draws.reshape(-1, len(names)).T), cov / np.outer(sd, sd),
+                       atol=0.05)
+
+
 def _frame(seed=3, n3=15) -> pd.DataFrame:
     """Unbalanced three-level data: 2-4 level-2 units per level-3 cluster, 1-5
     observations per level-2 unit (ids not contiguous)."""
@@ -43,29 +63,17 @@ def _frame(seed=3, n3=15) -> pd.DataFrame:
 
 
 def test_fixed_effects_match_the_exact_gls_posterior():
-    """With the three variances known, the posterior of (intercept, slope on x, slope on
-    z) under Mplus's N(0, 10^10) priors is N(GLS, (X' V^-1 X)^-1), V the marginal
-    covariance of all observations. Means within 4 MC SEs (ArviZ ESS), SDs within 4 SEs
-    of the SD (1 / sqrt(2 ESS)), correlations within 0.05."""
+    """Three levels with the variances known: V = I + 0.5 [same level-2 unit] + 0.3
+    [same level-3 cluster]."""
     frame = _frame()
     fit = jaxsem.Model.from_mplus(KNOWN_VARIANCES, **ROLES).fit(
         frame, chains=4, fbiterations=6000, progress=False)
     n = len(frame)
-    design = np.column_stack([np.ones(n), frame.x, frame.z])
     same2 = frame.level2.values[:, None] == frame.level2.values[None]
     same3 = frame.level3.values[:, None] == frame.level3.values[None]
-    v_inv = np.linalg.inv(np.eye(n) + 0.5 * same2 + 0.3 * same3)
-    cov = np.linalg.inv(design.T @ v_inv @ design)
-    mean = cov @ design.T @ v_inv @ frame.y.values
-    order = [fit.names.index(n) for n in ("level3: y~1", "within: y~x", "level3: y~z")]
-    draws = fit.kept[:, :, order]
-    ess = az.ess(az.convert_to_dataset({"x": draws}))["x"].values
-    sd = np.sqrt(np.diag(cov))
-    for k in range(3):
-        flat = draws[:, :, k].ravel()
-        assert abs(flat.mean() - mean[k]) < 4 * sd[k] / np.sqrt(ess[k]), (k, flat.mean(), mean[k])
-        assert abs(flat.std() / sd[k] - 1) < 4 / np.sqrt(2 * ess[k]), (k, flat.std(), sd[k])
-    assert np.allclose(np.corrcoef(draws.reshape(-1, 3).T), cov / np.outer(sd, sd), atol=0.05)
+    assert_gls_posterior(fit, ["level3: y~1", "within: y~x", "level3: y~z"],
+                         np.column_stack([np.ones(n), frame.x, frame.z]),
+                         np.linalg.inv(np.eye(n) + 0.5 * same2 + 0.3 * same3), frame.y.values)
 
 
 def test_second_data_set_of_the_same_shape_reuses_the_program():
@@ -248,3 +256,58 @@ def test_level1_random_slope_ml_matches_lme4():
     assert sorted(names) == sorted(expected)
     for name, value in expected.items():
         assert abs(fit.x[names.index(name)] - value) < 2e-4, (name, fit.x[names.index(name)], value)
+
+
+# ----------------------------------------------------------------------------- cross-classified
+
+CROSSED_KNOWN = """
+%WITHIN%
+y ON x;
+y@1;
+%BETWEEN level2a%
+y ON w;
+y@0.4;
+%BETWEEN level2b%
+y@0.3;
+"""
+CROSSED_ROLES = dict(within=["x"], between_levels={"w": 2}, clusters=("level2b", "level2a"),
+             crossed=True)
+
+
+def _crossed_frame(seed=5, n=300) -> pd.DataFrame:
+    """Observations in random cells of 12 x 9 crossed classifications (ids not
+    contiguous); w is a level2a variable."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(0, 12, n), rng.integers(0, 9, n)
+    w = rng.normal(size=12)
+    y = (1 + 0.5 * rng.normal(size=n) + 0.3 * w[a] + rng.normal(0, np.sqrt(0.4), 12)[a]
+         + rng.normal(0, np.sqrt(0.3), 9)[b] + rng.normal(size=n))
+    return pd.DataFrame({"y": y, "x": rng.normal(size=n), "w": w[a], "level2a": 10 * a + 1,
+                         "level2b": 3 * b + 2})
+
+
+def test_crossed_fixed_effects_match_the_exact_gls_posterior():
+    """Two crossed classifications with the variances known: V = I + 0.4 [same a] +
+    0.3 [same b]."""
+    frame = _crossed_frame()
+    fit = jaxsem.Model.from_mplus(CROSSED_KNOWN, **CROSSED_ROLES).fit(
+        frame, chains=4, fbiterations=6000, progress=False)
+    n = len(frame)
+    same_a = frame.level2a.values[:, None] == frame.level2a.values[None]
+    same_b = frame.level2b.values[:, None] == frame.level2b.values[None]
+    assert_gls_posterior(fit, ["level2b: y~1", "within: y~x", "level2a: y~w"],
+                         np.column_stack([np.ones(n), frame.x, frame.w]),
+                         np.linalg.inv(np.eye(n) + 0.4 * same_a + 0.3 * same_b),
+                         frame.y.values)
+
+
+@pytest.mark.parametrize("text, message", [
+    (CROSSED_KNOWN.replace("y ON x;", "s | y ON x;"), "random coefficients in"),
+    (CROSSED_KNOWN.replace("y@1;", "y (v);").replace("y@0.4;", "y (v);"),
+     "an equality constraint across the levels level2a, within (v)"),
+])
+def test_crossed_refusals_name_the_reason(text, message):
+    with pytest.raises(ModelError) as info:
+        jaxsem.Model.from_mplus(text, **CROSSED_ROLES).fit(_crossed_frame(), chains=1,
+                                                           fbiterations=50, progress=False)
+    assert message in str(info.value) and "cross-classified" in str(info.value)
