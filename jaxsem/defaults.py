@@ -143,9 +143,11 @@ class ModelContext:
                                  f"{name} level")
                 if n in self.random_effects and self.random_effects[n] != name and not (
                         t.random == n):
+                    also = (" (a level-1 random slope that also varies over level-3 "
+                            "clusters is not supported yet)" if level == 3 else "")
                     raise _error(self.text, t, f"random coefficient '{n}' lives at the "
                                  f"{self.random_effects[n]} level; it cannot be used at "
-                                 f"the {name} level")
+                                 f"the {name} level{also}")
                 if n in self.variable_levels and not self.modelled_in(n, name, level):
                     raise _error(self.text, t, *_wrong_level_message(
                         n, name, level, self.variable_levels[n], self.crossed_blocks.get(n)))

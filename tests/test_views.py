@@ -311,3 +311,12 @@ def test_crossed_refusals_name_the_reason(text, message):
         jaxsem.Model.from_mplus(text, **CROSSED_ROLES).fit(_crossed_frame(), chains=1,
                                                            fbiterations=50, progress=False)
     assert message in str(info.value) and "cross-classified" in str(info.value)
+
+
+def test_level1_slope_varying_at_level3_is_refused_with_the_reason():
+    with pytest.raises(jaxsem.errors.ModelSyntaxError,
+                       match="also varies over level-3 clusters is not supported yet"):
+        _ = jaxsem.Model.from_mplus("%WITHIN%\ns | y ON x;\n%BETWEEN level2%\n"
+                                    "%BETWEEN level3%\ns ON z;", within=["x"],
+                                    between_levels={"z": 3},
+                                    clusters=("level3", "level2")).partable
