@@ -73,10 +73,12 @@ class ThreeLevelLayout:
 @dataclass(frozen=True)
 class ViewSchedules:
     """The schedules of two views (three-level: lower, upper; cross-classified: the
-    two classifications), ``labels`` naming them in the report."""
+    two classifications), ``labels`` naming them in the report; ``moves`` describes
+    steps that change both views at once."""
     first: gibbs.Schedule
     second: gibbs.Schedule
     labels: tuple[str, str]
+    moves: tuple[str, ...] = ()   # report lines of the steps joining the views
 
     @property
     def nuts(self) -> tuple[int, ...]:
@@ -89,7 +91,7 @@ class ViewSchedules:
     def describe(self, names: list[str]) -> list[str]:
         return [f"{label}: {line}" for label, schedule in zip(self.labels, (self.first,
                                                                              self.second))
-                for line in schedule.describe(names)]
+                for line in schedule.describe(names)] + list(self.moves)
 
 
 class ThreeLevelState(NamedTuple):
