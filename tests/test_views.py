@@ -99,6 +99,15 @@ def test_refusals_name_the_reason(text, roles, message):
     assert message in str(info.value)
 
 
+def test_three_levels_without_a_level2_state_are_refused():
+    frame = _frame().assign(w=lambda f: f.level2 % 7 * 0.1)
+    model = jaxsem.Model.from_mplus("%WITHIN%\ny ON x;\n%BETWEEN level2%\nw;\n"
+                                    "%BETWEEN level3%\n", within=["x", "y"], between=["w"],
+                                    clusters=("level3", "level2"))
+    with pytest.raises(ModelError, match="no level-1 outcome varies at level 2"):
+        model.fit(frame, chains=1, fbiterations=50, progress=False)
+
+
 def test_missing_covariate_is_refused():
     frame = _frame()
     frame.loc[3, "x"] = np.nan

@@ -114,6 +114,12 @@ def build_three_level(analysis) -> tuple[ThreeLevelLayout, dict[str, np.ndarray]
     sources = tuple(dict.fromkeys(r.random for r in table.rows
                                   if r.block == within.name and r.random))
     parts = tuple(v for v in within.observed if v in level2.observed)
+    if not parts + sources:
+        raise ModelError("no level-1 outcome varies at level 2 and no level-1 slope is "
+                         "random, so the three-level model falls apart into a level-1 "
+                         "model and a model of the level-2 data: fit them separately "
+                         "(a single-level model and a two-level model of the level-2 "
+                         "units)")
     n_free = table.n_free
 
     state_block = Block(level2.name, 2, parts, sources, ())
@@ -140,9 +146,7 @@ def build_three_level(analysis) -> tuple[ThreeLevelLayout, dict[str, np.ndarray]
     lower_free = tuple(sorted({r.free - 1 for r in lower_table.rows if r.free}))
     layout = ThreeLevelLayout(analysis.spec, lower_layout, upper_layout, state_columns,
                               lower_free)
-    arrays = {f"lower/{k}": v for k, v in lower_arrays.items()}
-    arrays.update({f"upper/{k}": v for k, v in upper_arrays.items()})
-    return layout, arrays
+    return layout, join_arrays(lower_arrays, upper_arrays)
 
 
 def _check_supported(analysis) -> None:
@@ -170,7 +174,7 @@ def _check_supported(analysis) -> None:
                 and not r.free and not r.random and r.value == 0.0):
             raise _not_supported(
                 f"a level-2 residual variance fixed at 0 ('{r.lhs}' at the {r.block} "
-                "level; leave the variable off the level-2 model instead, or free it)")
+                "level; free it, or drop the level-2 part from the model)")
     covariates = {c for b in table.blocks for c in b.covariates}
     higher = {v for b in table.blocks[1:] for v in b.observed} - set(within.observed)
     incomplete = [n for n, col in zip(data.names, data.values.T)
