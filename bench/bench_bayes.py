@@ -7,9 +7,11 @@ same ESS including compilation. Compilation is timed twice: cold, and with the p
 loaded from JAX's persistent compilation cache (what a rerun of the same model structure
 costs: the `jaxsem run` command keeps that cache on disk), for both samplers. Then the
 cost per sweep of the random-slope model for N = 10^3 .. 10^6 observations (200
-clusters), which must not grow with cluster size.
+clusters), which must not grow with cluster size. Models: the random slope (200 x 50),
+the two-level CFA (100 x 20), lavaan's Demo.twolevel SEM, and UG ex9.20's three-level
+structure (a level-2 random slope varying over 100 level-3 clusters of 5 x 10).
 
-    python bench/bench_bayes.py [--quick] [--out bench/results/bench_bayes.json]
+    python bench/bench_bayes.py [--quick] [--models NAME ...] [--out FILE.json]
 """
 from __future__ import annotations
 
@@ -40,6 +42,10 @@ MODELS = {
     "demo_twolevel_sem": ("%WITHIN%\n fw BY y1-y3;\n fw ON x1-x3;\n %BETWEEN%\n fb BY y1-y3;\n"
                           " fb ON w1 w2;", dict(within=["x1", "x2", "x3"], between=["w1", "w2"],
                                                 clusters=["c"])),
+    "threelevel_random_slope": ("%WITHIN%\n y ON x;\n %BETWEEN level2%\n s | y ON w;\n"
+                                " %BETWEEN level3%\n y s ON z;\n y WITH s;",
+                                dict(within=["x"], between_levels={"w": 2, "z": 3},
+                                     clusters=("level3", "level2"))),
 }
 
 
@@ -47,6 +53,10 @@ def frame_of(name: str, data: dict) -> pd.DataFrame:
     """The numpyro benchmark data as a DataFrame for jaxsem."""
     if name == "random_slope":
         return pd.DataFrame({"y": data["y"], "x": data["x"], "c": data["cluster"]})
+    if name == "threelevel_random_slope":
+        return pd.DataFrame({"y": data["y"], "x": data["x"], "w": data["w"][data["level2"]],
+                             "z": data["z"][data["level3"]], "level2": data["level2"],
+                             "level3": data["level3"]})
     frame = pd.DataFrame(data["y"], columns=["y1", "y2", "y3"])
     frame["c"] = data["cluster"]
     if name == "demo_twolevel_sem":
@@ -118,6 +128,9 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs (smoke test)")
     parser.add_argument("--out", default=str(HERE / "results/bench_bayes.json"))
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS),
+                        help="models to run (default: all); the sweep scaling runs with "
+                             "random_slope")
     args = parser.parse_args(argv)
     warmup, samples = (200, 200) if args.quick else (1000, 1000)
     iterations = 1000 if args.quick else 4000
@@ -125,7 +138,7 @@ def main(argv=None) -> None:
                "cpu_count": __import__("os").cpu_count(), "models": {}}
     jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="bench_xla_"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    for name in MODELS:
+    for name in args.models:
         data = numpyro_peers.make_data(name, seed=0)
         peer = numpyro_peers.run_nuts(name, data, chains=4, warmup=warmup, samples=samples)
         peer = {k: v for k, v in peer.items() if k not in ("draws", "summary")}
@@ -141,9 +154,10 @@ def main(argv=None) -> None:
               f"wall-to-same-ESS {r['wall_to_same_ess']:6.1f}x (cached programs "
               f"{ours['compile_seconds_cached']:.2f} s vs {peer['compile_seconds_cached']:.2f} s:"
               f" {r['wall_to_same_ess_cached']:6.1f}x)", flush=True)
-    print("cost per sweep vs N (random slope, 200 clusters):")
-    sizes = [5, 50] if args.quick else [5, 50, 500, 5000]
-    results["sweep_scaling"] = sweep_scaling(sizes, 400 if args.quick else 1000)
+    if "random_slope" in args.models:
+        print("cost per sweep vs N (random slope, 200 clusters):")
+        sizes = [5, 50] if args.quick else [5, 50, 500, 5000]
+        results["sweep_scaling"] = sweep_scaling(sizes, 400 if args.quick else 1000)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))
     print(f"wrote {args.out}")

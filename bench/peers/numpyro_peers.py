@@ -86,7 +86,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)  # arviz's notice of its refactor
     import arviz as az  # noqa: E402
 
-MODELS = ("random_slope", "cfa_twolevel", "demo_twolevel_sem", "ordinal_cfa_twolevel")
+MODELS = ("random_slope", "cfa_twolevel", "demo_twolevel_sem", "ordinal_cfa_twolevel",
+          "threelevel_random_slope")
 
 DEMO_CSV = Path(__file__).resolve().parent / "data" / "Demo.twolevel.csv"
 INDICATORS = ("y1", "y2", "y3")
@@ -151,6 +152,11 @@ SEM_COVARIATES = {
 }
 # ordinal_cfa_twolevel's latent N(0, 1) sites: fw scores (N,), fb scores (J,), between
 # residuals (J, 4); see ``_start_range``
+# UG ex9.20's structure: y = b0 + bx x + bz z + u3 + (c + cz z + v3) w + u2 + e, with x at
+# level 1, w at level 2, z at level 3; (u3, v3) correlated over level-3 clusters.
+THREELEVEL_TRUTH = {"b0": 1.0, "bx": 0.5, "bz": 0.4, "c": 0.3, "cz": 0.2, "sd_u3": 0.6,
+                    "sd_v3": 0.5, "corr_3": 0.3, "sd_u2": 0.7, "sigma_e": 1.0}
+THREELEVEL_SIZES = (100, 5, 10)   # level-3 clusters, level-2 units each, observations each
 SCORE_SITES = ("z_fw", "z_fb", "z_between_residual")
 DEFAULT_SIZES = {
     "random_slope": (200, 50),
@@ -200,6 +206,8 @@ def parameter_names(name: str) -> tuple[str, ...]:
     """Names of the parameters ``run_nuts`` returns draws of for model ``name``."""
     if name == "random_slope":
         return tuple(RANDOM_SLOPE_TRUTH)
+    if name == "threelevel_random_slope":
+        return tuple(THREELEVEL_TRUTH)
     if name == "ordinal_cfa_twolevel":
         return ordinal_parameter_names()
     return sem_parameter_names(name)
@@ -230,6 +238,8 @@ def make_data(
         raise ValueError(f"unknown model {name!r}; expected one of {MODELS}")
     if name == "demo_twolevel_sem":
         return _demo_data(n_clusters)
+    if name == "threelevel_random_slope":
+        return _threelevel_data(np.random.default_rng(seed))
     default_clusters, default_size = DEFAULT_SIZES[name]
     n_clusters = default_clusters if n_clusters is None else n_clusters
     cluster_size = default_size if cluster_size is None else cluster_size
@@ -251,6 +261,24 @@ def _random_slope_data(rng: np.random.Generator, cluster: np.ndarray, n_clusters
     e = truth["sigma_e"] * rng.standard_normal(cluster.size)
     y = truth["b0"] + u[cluster, 0] + (truth["b1"] + u[cluster, 1]) * x + e
     return {"y": y, "x": x, "cluster": cluster, "truth": dict(truth)}
+
+
+def _threelevel_data(rng: np.random.Generator) -> dict:
+    """``level2`` (N,) and ``level3`` (N,) codes, ``y``, ``x`` (N,), ``w`` (J2,), ``z`` (J3,)."""
+    truth = THREELEVEL_TRUTH
+    n3, n2, n1 = THREELEVEL_SIZES
+    level2 = np.repeat(np.arange(n3 * n2), n1)
+    level3 = level2 // n2
+    sd = np.array([truth["sd_u3"], truth["sd_v3"]])
+    corr = np.array([[1.0, truth["corr_3"]], [truth["corr_3"], 1.0]])
+    u3 = rng.multivariate_normal(np.zeros(2), corr * np.outer(sd, sd), size=n3)
+    u2 = truth["sd_u2"] * rng.standard_normal(n3 * n2)
+    x, w, z = rng.standard_normal(level2.size), rng.standard_normal(n3 * n2), rng.standard_normal(n3)
+    slope = truth["c"] + truth["cz"] * z + u3[:, 1]
+    y = (truth["b0"] + truth["bx"] * x + truth["bz"] * z[level3] + u3[level3, 0]
+         + slope[level3] * w[level2] + u2[level2] + truth["sigma_e"] * rng.standard_normal(level2.size))
+    return {"y": y, "x": x, "w": w, "z": z, "level2": level2, "level3": level3,
+            "cluster": level3, "truth": dict(truth)}
 
 
 def _cfa_data(rng: np.random.Generator, cluster: np.ndarray, n_clusters: int) -> dict:
@@ -471,6 +499,26 @@ def random_slope_model(n_clusters: int, data: dict) -> None:
     numpyro.sample("y", dist.Normal(mean, sigma_e), obs=data["y"])
 
 
+def threelevel_model(n2: int, n3: int, data: dict) -> None:
+    """Non-centred level-3 intercept and slope of w (correlated) and level-2 intercept."""
+    coef = {k: numpyro.sample(k, dist.Normal(0.0, 10.0)) for k in ("b0", "bx", "bz", "c", "cz")}
+    sd_3 = numpyro.sample("sd_3", dist.HalfNormal(2.5).expand([2]).to_event(1))
+    corr_chol = numpyro.sample("corr_chol_3", dist.LKJCholesky(2, concentration=1.0))
+    sd_u2 = numpyro.sample("sd_u2", dist.HalfNormal(2.5))
+    sigma_e = numpyro.sample("sigma_e", dist.HalfNormal(2.5))
+    numpyro.deterministic("sd_u3", sd_3[0])
+    numpyro.deterministic("sd_v3", sd_3[1])
+    numpyro.deterministic("corr_3", corr_chol[1, 0])
+    u3 = (numpyro.sample("z_3", dist.Normal(jnp.zeros((n3, 2)), 1.0).to_event(2))
+          @ corr_chol.T) * sd_3
+    u2 = sd_u2 * numpyro.sample("z_2", dist.Normal(jnp.zeros(n2), 1.0).to_event(1))
+    level2, level3, z = data["level2"], data["level3"], data["z"]
+    slope = coef["c"] + coef["cz"] * z + u3[:, 1]
+    mean = (coef["b0"] + coef["bx"] * data["x"] + coef["bz"] * z[level3] + u3[level3, 0]
+            + slope[level3] * data["w"][level2] + u2[level2])
+    numpyro.sample("y", dist.Normal(mean, sigma_e), obs=data["y"])
+
+
 def _sem_prior(parameter: str) -> dist.Distribution:
     if "~~" in parameter:
         return dist.HalfNormal(5.0)
@@ -567,6 +615,11 @@ def model_inputs(name: str, data: dict):
     if name == "random_slope":
         inputs = {"y": data["y"], "x": data["x"], "cluster": data["cluster"].astype(np.int32)}
         model = partial(random_slope_model, int(data["cluster"].max()) + 1)
+    elif name == "threelevel_random_slope":
+        inputs = {k: data[k] for k in ("y", "x", "w", "z")}
+        inputs.update(level2=data["level2"].astype(np.int32),
+                      level3=data["level3"].astype(np.int32))
+        model = partial(threelevel_model, len(data["w"]), len(data["z"]))
     elif name == "ordinal_cfa_twolevel":
         inputs = {"u": data["u"].astype(np.int32), "cluster": data["cluster"].astype(np.int32)}
         model = partial(ordinal_cfa_model, int(data["cluster"].max()) + 1)
