@@ -18,7 +18,6 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsem.bayes.threelevel import ThreeLevelLayout, split_arrays
 from jaxsem.errors import ModelError
 from jaxsem.kernels import linalg
 from jaxsem.spec import ModelSpec
@@ -26,14 +25,13 @@ from jaxsem.spec import ModelSpec
 
 def covariate_covariances(layout, arrays) -> tuple[np.ndarray, ...]:
     """Per block, the sample covariance (n denominator) of its covariates, from the
-    sampler's layout arrays: ``c`` (N, q) and ``w`` (J, q_b); three-level models: the
-    lower view's ``c``, then the upper view's ``c`` (one row per level-2 unit) and ``w``.
+    sampler's layout arrays: ``c`` (N, q) and ``w`` (J, q_b); models of two views: the
+    arrays their layout's ``block_covariates`` names.
     Within covariates enter the within level as they are (not split into parts), so
     theirs is the covariance over all observations, as in Mplus and lavaan (tested
     against lavaan's std.all)."""
-    if isinstance(layout, ThreeLevelLayout):
-        lower, upper = split_arrays(arrays)
-        per_block = [lower["c"], upper["c"], upper["w"]]
+    if hasattr(layout, "block_covariates"):  # models of two views (bayes.views)
+        per_block = layout.block_covariates(arrays)
     else:
         per_block = [arrays["c"], arrays["w"]] if layout.two_level else [arrays["c"]]
     out = []

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 import jaxsem
-from jaxsem.bayes import crossed, density, quadratic, threelevel
+from jaxsem.bayes import crossed, density, quadratic
+from jaxsem.bayes import views as views_module
 from jaxsem.bayes.driver import _engine, sampler_layout
 from jaxsem.bayes.gibbs import draw_noise
 
@@ -70,7 +71,7 @@ def _geweke_draws(model, frame, n_steps=12000, seed=0, noise_fn=None):
     schedule = engine.build_schedule(layout)
     views = getattr(engine, "VIEWS", None)
     data_layout = layout.views[0] if views else layout
-    data_arrays = threelevel.split_arrays(arrays, views)[0] if views else arrays
+    data_arrays = views_module.split_arrays(arrays, views)[0] if views else arrays
     prefix = f"{views[0]}/" if views else ""
     is_crossed = isinstance(layout, crossed.CrossedLayout)
     spec = layout.spec
@@ -93,7 +94,7 @@ def _geweke_draws(model, frame, n_steps=12000, seed=0, noise_fn=None):
         means = jnp.einsum("npk,nk->np", design[cluster], c1)
         if is_crossed:
             means = means + crossed.part_offsets(layout.b, x, state.b.between,
-                                                 threelevel.split_arrays(arrays, views)[1])
+                                                 views_module.split_arrays(arrays, views)[1])
         y = means + jax.random.normal(key, (len(cluster), data_layout.p)) @ prep.chol_sigma.T
         u = jnp.concatenate([y, c1], axis=1)
         moments = jax.ops.segment_sum(u[:, :, None] * u[:, None, :], cluster,

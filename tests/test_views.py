@@ -329,3 +329,17 @@ def test_level1_slope_varying_at_level3_is_refused_with_the_reason():
                                     "%BETWEEN level3%\ns ON z;", within=["x"],
                                     between_levels={"z": 3},
                                     clusters=("level3", "level2")).partable
+
+
+def test_crossed_stdyx_and_factor_scores_refusal():
+    """STDYX standardizes each crossed level by its own variances and covariates;
+    factor scores of crossed models are refused with their own message."""
+    from jaxsem.bayes.scores import check_supported
+
+    model = jaxsem.Model.from_mplus(CROSSED_KNOWN.replace("y@0.4;", "y;"), **CROSSED_ROLES)
+    fit = model.fit(_crossed_frame(), chains=1, fbiterations=200, progress=False)
+    std = fit.standardized()
+    slope = std[(std.block == "level2a") & (std.op == "~")]
+    assert 0 < float(slope.estimate.iloc[0]) < 1
+    with pytest.raises(ModelError, match="factor scores .* of cross-classified models"):
+        check_supported(fit.analysis)

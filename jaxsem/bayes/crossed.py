@@ -36,8 +36,8 @@ import numpy as np
 
 from jaxsem.bayes import density, gibbs
 from jaxsem.bayes.layout import Layout, build_layout
-from jaxsem.bayes.threelevel import (ViewSchedules, accept_rate, join_arrays, pair_noise,
-                                     split_arrays)
+from jaxsem.bayes.views import (ViewSchedules, accept_rate, join_arrays, pair_noise,
+                                split_arrays)
 from jaxsem.errors import ModelError
 from jaxsem.partable import ParTable
 from jaxsem.spec import ModelSpec
@@ -69,6 +69,12 @@ class CrossedLayout:
     @property
     def first_free(self) -> tuple[int, ...]:
         return self.a_free
+
+    def block_covariates(self, arrays: dict) -> list:
+        """Per block, its covariates' values: (N, q) within, then per cluster of each
+        classification."""
+        a, b = split_arrays(arrays, VIEWS)
+        return [a["c"], a["w"], b["w"]]
 
 
 class CrossedState(NamedTuple):

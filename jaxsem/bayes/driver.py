@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsem.bayes import crossed, gibbs, threelevel
+from jaxsem.bayes import crossed, gibbs, threelevel, views
 from jaxsem.bayes.categorical import start_thresholds
 from jaxsem.bayes.layout import Layout, build_layout
 from jaxsem.bayes.results import BayesFit
@@ -179,10 +179,10 @@ def _sweep_inputs(layout: Layout, arrays: dict) -> dict:
     """The data arrays a sweep reads: without augmented outcomes, cluster summaries only
     (O(J) inputs, whatever the number of observations)."""
     if type(layout) in _COMPOSITES:
-        views = _engine(layout).VIEWS
-        parts = threelevel.split_arrays(arrays, views)
-        return threelevel.join_arrays(*(_sweep_inputs(view, part)
-                                        for view, part in zip(layout.views, parts)), views)
+        names = _engine(layout).VIEWS
+        parts = views.split_arrays(arrays, names)
+        return views.join_arrays(*(_sweep_inputs(view, part)
+                                   for view, part in zip(layout.views, parts)), names)
     if layout.augmented:
         return arrays
     return {k: v for k, v in arrays.items()
@@ -240,7 +240,7 @@ def default_starts(layout: Layout, arrays) -> np.ndarray:
     Models of two views: each view's defaults for its parameters (the first view's for
     the parameters both update)."""
     if type(layout) in _COMPOSITES:
-        first, second = threelevel.split_arrays(arrays, _engine(layout).VIEWS)
+        first, second = views.split_arrays(arrays, _engine(layout).VIEWS)
         in_first = np.isin(np.arange(layout.spec.n_free), layout.first_free)
         return np.where(in_first, default_starts(layout.views[0], first),
                         default_starts(layout.views[1], second))

@@ -161,8 +161,9 @@ def check_supported(analysis, estimator: str = "Bayes", thin: int | None = None,
     """(layout, arrays) of an analysis whose factor scores can be drawn; else ModelError.
     ``thin``: the interval asked for; with categorical outcomes only ``chunk`` can be
     honoured."""
-    if len(analysis.spec.blocks) == 3 and not analysis.data.crossed:
-        raise ModelError("factor scores (SAVE = FSCORES) of three-level models are not "
+    if len(analysis.spec.blocks) == 3:
+        kind = "cross-classified" if analysis.data.crossed else "three-level"
+        raise ModelError(f"factor scores (SAVE = FSCORES) of {kind} models are not "
                          "supported yet")
     layout, arrays = build_layout(analysis, estimator)
     if _categorical(layout) and estimator != "Bayes":

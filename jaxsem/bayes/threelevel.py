@@ -34,6 +34,8 @@ import numpy as np
 
 from jaxsem.bayes import density, gibbs
 from jaxsem.bayes.layout import Layout, build_layout
+from jaxsem.bayes.views import (ViewSchedules, accept_rate, join_arrays, pair_noise,
+                                split_arrays)
 from jaxsem.errors import ModelError
 from jaxsem.kernels import linalg
 from jaxsem.partable import Block, ParRow, ParTable
@@ -69,29 +71,11 @@ class ThreeLevelLayout:
     def first_free(self) -> tuple[int, ...]:
         return self.lower_free
 
-
-@dataclass(frozen=True)
-class ViewSchedules:
-    """The schedules of two views (three-level: lower, upper; cross-classified: the
-    two classifications), ``labels`` naming them in the report; ``moves`` describes
-    steps that change both views at once."""
-    first: gibbs.Schedule
-    second: gibbs.Schedule
-    labels: tuple[str, str]
-    moves: tuple[str, ...] = ()   # report lines of the steps joining the views
-
-    @property
-    def nuts(self) -> tuple[int, ...]:
-        return self.first.nuts + self.second.nuts
-
-    @property
-    def factor_levels(self) -> tuple:
-        return self.first.factor_levels + self.second.factor_levels
-
-    def describe(self, names: list[str]) -> list[str]:
-        return [f"{label}: {line}" for label, schedule in zip(self.labels, (self.first,
-                                                                             self.second))
-                for line in schedule.describe(names)] + list(self.moves)
+    def block_covariates(self, arrays: dict) -> list:
+        """Per block, its covariates' values: (N, q) within, (J2, q2) per level-2 unit,
+        (J3, q3) per level-3 cluster."""
+        lower, upper = split_arrays(arrays, VIEWS)
+        return [lower["c"], upper["c"], upper["w"]]
 
 
 class ThreeLevelState(NamedTuple):
@@ -146,7 +130,7 @@ def build_three_level(analysis) -> tuple[ThreeLevelLayout, dict[str, np.ndarray]
     lower_free = tuple(sorted({r.free - 1 for r in lower_table.rows if r.free}))
     layout = ThreeLevelLayout(analysis.spec, lower_layout, upper_layout, state_columns,
                               lower_free)
-    return layout, join_arrays(lower_arrays, upper_arrays)
+    return layout, join_arrays(lower_arrays, upper_arrays, VIEWS)
 
 
 def _check_supported(analysis) -> None:
@@ -154,12 +138,7 @@ def _check_supported(analysis) -> None:
     table, data = analysis.partable, analysis.data
     if table.categorical:
         raise _not_supported("a categorical (probit) outcome")
-    within, level2, level3 = table.blocks
-    for v in within.observed:
-        if v in level3.observed and v not in level2.observed:
-            raise _not_supported(
-                f"'{v}' varies at levels 1 and 3 but not at level 2: a within-level "
-                "variable with a level-3 part and no level-2 part")
+    within = table.blocks[0]
     lower = {r.free for r in table.rows if r.free and r.level == 1}
     upper = {r.free for r in table.rows if r.free and r.level > 1}
     shared = sorted(lower & upper)
@@ -211,37 +190,6 @@ def _level2_data(analysis, blocks: tuple[Block, Block], states: set[str]) -> Sim
                            cluster_index=(level3_of,), n_clusters=(n3,), crossed=False)
 
 
-def split_arrays(arrays: dict, views: tuple[str, str] = VIEWS) -> tuple[dict, dict]:
-    """The two views' arrays from the dict whose keys are prefixed ``view/``."""
-    out = {view: {} for view in views}
-    for key, value in arrays.items():
-        view, name = key.split("/", 1)
-        out[view][name] = value
-    return out[views[0]], out[views[1]]
-
-
-def join_arrays(first: dict, second: dict, views: tuple[str, str] = VIEWS) -> dict:
-    return {**{f"{views[0]}/{k}": v for k, v in first.items()},
-            **{f"{views[1]}/{k}": v for k, v in second.items()}}
-
-
-def pair_noise(layouts, schedule: ViewSchedules, key, n_sweeps: int, arrays: dict,
-               views: tuple[str, str]) -> dict:
-    """Standard variates of two views for ``n_sweeps`` sweeps (gibbs.chunk_noise)."""
-    keys = jax.random.split(key)
-    parts = split_arrays(arrays, views)
-    return {view: gibbs.chunk_noise(layout, sched, k, n_sweeps, part)
-            for view, layout, sched, k, part in zip(views, layouts, (schedule.first,
-                                                                     schedule.second),
-                                                    keys, parts)}
-
-
-def accept_rate(schedule: ViewSchedules, first, second) -> jax.Array:
-    """Mean NUTS acceptance of the views that have a NUTS block (1 when none has)."""
-    used = [a for a, s in zip((first, second), (schedule.first, schedule.second)) if s.nuts]
-    return sum(used) / len(used) if used else jnp.asarray(1.0)
-
-
 # --------------------------------------------------------------------------- sampler
 
 def build_schedule(layout: ThreeLevelLayout) -> ViewSchedules:
@@ -278,7 +226,7 @@ def make_sweep(layout: ThreeLevelLayout, schedule: ViewSchedules, n_adapt: int):
     columns = np.asarray(layout.state_columns)
 
     def sweep(key, state: ThreeLevelState, arrays, noise, parity=0):
-        lower_arrays, upper_arrays = split_arrays(arrays)
+        lower_arrays, upper_arrays = split_arrays(arrays, VIEWS)
         key_lower, key_upper = jax.random.split(key)
         x = state.x
         precision, linear = state_prior(layout, x, state.upper, upper_arrays)
@@ -306,6 +254,6 @@ def initial_state(layout: ThreeLevelLayout, schedule: ViewSchedules, x0, arrays
                   ) -> ThreeLevelState:
     """Both views' starts: level-2 states at the level-2 means, level-3 values at the
     level-3 means of those."""
-    lower_arrays, upper_arrays = split_arrays(arrays)
+    lower_arrays, upper_arrays = split_arrays(arrays, VIEWS)
     return ThreeLevelState(gibbs.initial_state(layout.lower, schedule.first, x0, lower_arrays),
                            gibbs.initial_state(layout.upper, schedule.second, x0, upper_arrays))

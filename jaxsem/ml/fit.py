@@ -21,8 +21,8 @@ import optax.tree_utils as otu
 
 from jaxsem.bayes.driver import default_starts
 from jaxsem.bayes.layout import Layout, build_layout, cluster_moments
-from jaxsem.bayes.threelevel import (ThreeLevelLayout, build_three_level, join_arrays,
-                                     split_arrays)
+from jaxsem.bayes.threelevel import VIEWS, ThreeLevelLayout, build_three_level
+from jaxsem.bayes.views import join_arrays, split_arrays
 from jaxsem.data import Roles
 from jaxsem.errors import ModelError
 from jaxsem.ml.likelihood import cluster_logliks, missing_patterns
@@ -160,10 +160,10 @@ def _device_arrays(layout: Layout, arrays, per_observation: bool):
     reads. Single-level models get one unit per observation when ``per_observation``
     (MLR needs observation-level scores). Three-level models: the level-1 patterns."""
     if isinstance(layout, ThreeLevelLayout):
-        lower, upper = split_arrays(arrays)
+        lower, upper = split_arrays(arrays, VIEWS)
         masks, lower = _device_arrays(layout.lower, lower, per_observation)
         upper = {k: jnp.asarray(v) for k, v in upper.items() if k not in ("observed", "factors")}
-        return masks, join_arrays(lower, upper)
+        return masks, join_arrays(lower, upper, VIEWS)
     observed = arrays["observed"]
     arrays = {k: v for k, v in arrays.items() if k not in ("observed", "factors")}
     masks = None

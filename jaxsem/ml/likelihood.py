@@ -31,7 +31,8 @@ import numpy as np
 
 from jaxsem.bayes import density
 from jaxsem.bayes.layout import Layout
-from jaxsem.bayes.threelevel import ThreeLevelLayout, split_arrays
+from jaxsem.bayes.threelevel import VIEWS, ThreeLevelLayout
+from jaxsem.bayes.views import split_arrays
 from jaxsem.kernels import gaussian, linalg
 
 LOG_2PI = density.LOG_2PI
@@ -139,7 +140,7 @@ def three_level_logliks(layout, x: jax.Array, arrays, masks) -> jax.Array:
     and z integrated out: two nested exact Gaussian integrals. ``masks``: the level-1
     missing-data patterns (None when complete)."""
     lower, upper = layout.lower, layout.upper
-    lower_arrays, upper_arrays = split_arrays(arrays)
+    lower_arrays, upper_arrays = split_arrays(arrays, VIEWS)
     prep_lower = density.prepare(lower, lower.spec.unpack(x))
     prep_upper = density.prepare(upper, upper.spec.unpack(x))
     n_t, n_z = len(lower.stochastic), len(upper.stochastic)
