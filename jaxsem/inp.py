@@ -226,7 +226,8 @@ class AnalysisCommand:
     ``estimator``: "bayes", "ml", "mlr" or "basic" (TYPE = BASIC), Mplus's default when
     not given (MLR for multilevel, ML otherwise, BAYES for CROSSCLASSIFIED);
     ``bayes``: BayesOptions keyword arguments from the options given;
-    ``processors``/``algorithm``: as written (not used by jaxsem's sampler).
+    ``processors``: PROCESSORS, the CPU threads that run groups of chains at once
+    (BayesOptions.processors); ``algorithm``: as written (not used by jaxsem's sampler).
     """
     type: tuple[str, ...] = ()
     levels: int = 1
@@ -664,6 +665,8 @@ class InpFile:
         if self.data.listwise and model is not None:
             frame = self._listwise(frame, model)
         options = dict(self.analysis.bayes) if self.analysis.estimator == "bayes" else {}
+        if self.analysis.estimator == "bayes" and self.analysis.processors:
+            options["processors"] = self.analysis.processors
         return InpAnalysis(model=model, frame=frame, cluster=self.cluster,
                            estimator=self.analysis.estimator, options=options,
                            centering=centering, define=tuple(define),

@@ -11,7 +11,7 @@ import pytest
 
 import jaxsem
 from jaxsem.bayes import BayesOptions, fit_bayes, potential_scale_reduction
-from jaxsem.bayes import density, quadratic
+from jaxsem.bayes import density, driver, gibbs, quadratic
 from jaxsem.bayes.driver import _check_finite
 from jaxsem.bayes.layout import build_layout
 from jaxsem.errors import ModelError
@@ -168,6 +168,35 @@ def test_no_recompilation_for_a_second_data_set_of_the_same_shape():
     assert first.compile_seconds > 0.5
     assert second.compile_seconds < 0.05
     assert not np.allclose(first.kept, second.kept)
+
+
+def test_draws_do_not_depend_on_how_chains_are_grouped_on_threads():
+    """PROCESSORS splits the chains into groups run at once on threads; each chain's
+    random numbers come from its index, so 1, 2 or 4 groups give the same draws."""
+    analysis = _random_slope_analysis(seed=5)
+    fits = [fit_bayes(analysis, BayesOptions(chains=4, fbiterations=200, processors=k,
+                                             **QUIET)) for k in (1, 2, 4)]
+    for fit in fits[1:]:
+        np.testing.assert_allclose(fit.draws, fits[0].draws, rtol=0, atol=1e-10)
+        assert fit.final_states.x.shape == fits[0].final_states.x.shape
+    assert [len(g) for g in driver.chain_groups(BayesOptions(chains=6, processors=4))] == [2] * 3
+    with pytest.raises(ModelError, match="PROCESSORS must be at least 1"):
+        BayesOptions(processors=0)
+
+
+def test_factor_model_programs_call_no_lapack_so_their_chain_groups_run_concurrently():
+    """jaxlib 0.10's batched LAPACK kernels can deadlock when run at once from two
+    threads: the driver runs groups concurrently only for programs without them, and the
+    two-level SEM's program (factor blocks, covariates at both levels) has none."""
+    model = jaxsem.Model.from_mplus(
+        "%WITHIN%\n fw BY y1-y3;\n fw ON x1-x3;\n %BETWEEN%\n fb BY y1-y3;\n fb ON w;",
+        within=["x1", "x2", "x3"], between=["w"], clusters=["c"])
+    x = model.spec.start_values()
+    frame = model.spec.simulate(x, jax.random.PRNGKey(9), [10] * 30, cluster_names=["c"])
+    layout, arrays = driver.sampler_layout(model.prepare(frame))
+    program = driver._program(layout, gibbs.build_schedule(layout), BayesOptions(chains=2),
+                              driver._sweep_inputs(layout, arrays), 10)
+    assert program.concurrent
 
 
 def test_iterations_thin_and_burn_in_follow_mplus():

@@ -64,3 +64,18 @@ def test_inverse_identity_minus_acyclic_and_cyclic():
         b = np.where(pattern, rng.normal(scale=0.4, size=(4, 4)), 0.0)
         np.testing.assert_allclose(linalg.inverse_identity_minus(jnp.asarray(b), pattern),
                                    np.linalg.inv(np.eye(4) - b), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("d", [3, 7, 12])
+def test_lapack_free_cholesky_and_solve_match_lapack(d):
+    """The column and row loops (lapack=False, d > SMALL) against numpy's LAPACK, batched."""
+    rng = np.random.default_rng(d)
+    a = rng.normal(size=(4, d, d))
+    spd = a @ np.swapaxes(a, -1, -2) + d * np.eye(d)
+    chol = linalg.cholesky(jnp.asarray(spd), lapack=False)
+    np.testing.assert_allclose(chol, np.linalg.cholesky(spd), rtol=1e-12, atol=1e-12)
+    b = rng.normal(size=(4, d, 2))
+    solved = linalg.solve_lower(chol, jnp.asarray(b), lapack=False)
+    np.testing.assert_allclose(np.asarray(chol) @ np.asarray(solved), b, atol=1e-12)
+    program = jax.jit(lambda m: linalg.cholesky(m, lapack=False)).lower(spd).compile()
+    assert 'custom_call_target="lapack' not in program.as_text()

@@ -48,7 +48,7 @@ def prepare(layout: Layout, mats) -> Prepared:
     spec = layout.spec
     fa = linalg.inverse_identity_minus(w["beta"], spec.pattern(0, "beta"))[:layout.p]
     sigma = fa @ w["psi"] @ fa.T
-    chol_sigma = linalg.cholesky(sigma)
+    chol_sigma = linalg.cholesky(sigma, lapack=False)  # once per sweep: no LAPACK
     logdet_sigma = 2.0 * jnp.sum(jnp.log(jnp.diag(chol_sigma)))
     marginal_mean, marginal_slopes = jnp.zeros(0), jnp.zeros((0, 0))
     if layout.two_level:
@@ -60,10 +60,10 @@ def prepare(layout: Layout, mats) -> Prepared:
         between_pattern = spec.pattern(1, "beta")
         if layout.collapsed:
             reduced = linalg.inverse_identity_minus(b["beta"], between_pattern)[t]
-            chol_psi = linalg.cholesky(reduced @ b["psi"] @ reduced.T)
+            chol_psi = linalg.cholesky(reduced @ b["psi"] @ reduced.T, lapack=False)
             marginal_mean, marginal_slopes = reduced @ alpha_b, reduced @ gamma_b
         else:
-            chol_psi = linalg.cholesky(b["psi"][np.ix_(t, t)])
+            chol_psi = linalg.cholesky(b["psi"][np.ix_(t, t)], lapack=False)
             if linalg.nilpotency_index(between_pattern) is None:  # else det(I - B) = 1
                 logdet_jacobian = jnp.linalg.slogdet(ib)[1]
             if layout.deterministic and linalg.nilpotency_index(

@@ -10,12 +10,21 @@ Mplus semantics: an *iteration* is ``thin`` sweeps (THIN multiplies the computed
 sweeps); the first half of the iterations of each chain is burn-in; BITERATIONS =
 (max, min) with the PSR rule checked every 100 iterations once ``min`` is reached;
 FBITERATIONS fixes the number of iterations (no PSR stopping).
+
+On a CPU the chains are split into equal groups that run at the same time on separate
+threads (PROCESSORS, default every core the process may use): one compiled program per
+group size, each chain's random numbers derived from its own index, so the draws do not
+depend on the grouping. Programs that call LAPACK run their groups one after another:
+jaxlib 0.10's batched LAPACK kernels can deadlock its thread pool when called
+concurrently.
 """
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import jax
@@ -40,7 +49,9 @@ class BayesOptions:
     or "mode"; ``starts``: a free-parameter vector, ``"ml"`` for the ML estimates, or
     None for Mplus-style defaults;
     ``n_adapt``: warm-up sweeps of the NUTS and factor-model blocks (kept draws start after it);
-    ``chunk``: iterations per compiled call (the PSR check interval).
+    ``chunk``: iterations per compiled call (the PSR check interval);
+    ``processors``: CPU threads running groups of chains at once (Mplus's PROCESSORS;
+    None for every core the process may use).
     """
     chains: int = 2
     biterations: tuple[int, int] = (50000, 0)
@@ -53,12 +64,15 @@ class BayesOptions:
     n_adapt: int = 500
     chunk: int = 100
     progress: bool = True
+    processors: int | None = None
 
     def __post_init__(self):
         if self.chains < 1:
             raise ModelError(f"CHAINS must be at least 1, not {self.chains}")
         if self.thin < 1:
             raise ModelError(f"THIN must be at least 1, not {self.thin}")
+        if self.processors is not None and self.processors < 1:
+            raise ModelError(f"PROCESSORS must be at least 1, not {self.processors}")
         if self.point not in ("median", "mean", "mode"):
             raise ModelError(f"POINT must be MEDIAN, MEAN or MODE, not {self.point!r}")
         top, low = self.biterations
@@ -83,23 +97,24 @@ def fit_bayes(analysis: Analysis, options: BayesOptions = BayesOptions()) -> Bay
     chunk = min(options.chunk, top)
     arrays = _sweep_inputs(layout, arrays)
     state0 = _engine(layout).initial_state(layout, schedule, x0, arrays)
-    states = jax.tree_util.tree_map(lambda a: jnp.stack([a] * options.chains), state0)
+    groups = chain_groups(options)
+    states = [jax.tree_util.tree_map(lambda a, n=len(g): jnp.stack([a] * n), state0)
+              for g in groups]
     key = jax.random.PRNGKey(options.bseed)
     t0 = time.perf_counter()
-    compiled, device_arrays = _program(layout, schedule, options, arrays, chunk)
+    program = _program(layout, schedule, options, arrays, chunk)
     compile_seconds = time.perf_counter() - t0
 
     draws, accept, history = [], [], []
     converged, interrupted, done = False, False, 0
     t0 = time.perf_counter()
+    pool = program.pool(groups)
     try:
         while done < top:
-            states, (x_draws, acc) = compiled(device_arrays, states,
-                                              key, np.int32(done))
-            x_draws = np.asarray(x_draws)
+            states, (x_draws, acc) = program.run(states, groups, key, done, pool)
             _check_finite(x_draws, names, done, options.thin)
             draws.append(x_draws)
-            accept.append(np.asarray(acc))
+            accept.append(acc)
             done += chunk
             all_draws = np.concatenate(draws, axis=1)
             psr = potential_scale_reduction(all_draws[:, done // 2:done])
@@ -114,6 +129,9 @@ def fit_bayes(analysis: Analysis, options: BayesOptions = BayesOptions()) -> Bay
                 break
     except KeyboardInterrupt:
         interrupted = True
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
     sampling_seconds = time.perf_counter() - t0
     if options.progress:
         print(file=sys.stderr)
@@ -128,7 +146,7 @@ def fit_bayes(analysis: Analysis, options: BayesOptions = BayesOptions()) -> Bay
                     sampling_seconds=sampling_seconds,
                     nuts_acceptance=float(np.mean(np.concatenate(accept, axis=1)[:, done // 2:]))
                     if schedule.nuts else None,
-                    final_states=states)
+                    final_states=_stack_groups(states))
 
 
 def continue_chains(fit: BayesFit, n_chunks: int) -> list:
@@ -139,14 +157,20 @@ def continue_chains(fit: BayesFit, n_chunks: int) -> list:
     layout, arrays = sampler_layout(fit.analysis)
     options = fit.options
     chunk = min(options.chunk, fit.draws.shape[1])     # the chunk length fit_bayes used
-    compiled, device_arrays = _program(layout, fit.schedule, options,
-                                       _sweep_inputs(layout, arrays), chunk)
+    program = _program(layout, fit.schedule, options, _sweep_inputs(layout, arrays), chunk)
+    groups = chain_groups(options)
     key = jax.random.PRNGKey(options.bseed)
-    states, out = fit.final_states, []
-    for step in range(n_chunks):
-        done = fit.draws.shape[1] + step * chunk
-        states, _ = compiled(device_arrays, states, key, np.int32(done))
-        out.append(states)
+    states = [jax.tree_util.tree_map(lambda a, g=g: a[g[0]:g[-1] + 1], fit.final_states)
+              for g in groups]
+    out, pool = [], program.pool(groups)
+    try:
+        for step in range(n_chunks):
+            done = fit.draws.shape[1] + step * chunk
+            states, _ = program.run(states, groups, key, done, pool)
+            out.append(_stack_groups(states))
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
     return out
 
 
@@ -189,12 +213,60 @@ def _sweep_inputs(layout: Layout, arrays: dict) -> dict:
             if k not in ("y", "observed", "c", "cluster", "codes")}
 
 
-def _program(layout: Layout, schedule, options: BayesOptions, arrays: dict, chunk: int):
-    """(compiled chunk, device arrays) for ``arrays`` from :func:`_sweep_inputs`."""
+def chain_groups(options: BayesOptions) -> list[np.ndarray]:
+    """Chain indices of each group run at once: as many equal groups as processors allow
+    (the largest divisor of CHAINS not above them) on a CPU, one group on an
+    accelerator, where the chains of one program already run in parallel."""
+    if jax.default_backend() != "cpu":
+        return [np.arange(options.chains, dtype=np.int32)]
+    cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+             else os.cpu_count() or 1)
+    cap = min(options.processors or cores, options.chains)
+    n_groups = max(g for g in range(1, cap + 1) if options.chains % g == 0)
+    return np.split(np.arange(options.chains, dtype=np.int32), n_groups)
+
+
+@dataclass(frozen=True)
+class Program:
+    """A compiled chunk for one group size and the device arrays it reads.
+
+    ``concurrent``: whether groups may run at the same time (no LAPACK call inside).
+    """
+    compiled: object
+    arrays: dict
+    concurrent: bool
+
+    def pool(self, groups: list[np.ndarray]) -> ThreadPoolExecutor | None:
+        """Threads for the groups, or None where they run one after another."""
+        return ThreadPoolExecutor(len(groups)) if self.concurrent and len(groups) > 1 else None
+
+    def run(self, states: list, groups: list[np.ndarray], key, done: int, pool):
+        """One chunk of every group, on ``pool``'s threads if given: (new states per
+        group, (draws (chains, chunk, n_free), acceptance (chains, chunk)) as numpy
+        arrays, chains in order)."""
+        def one(state, ids):
+            new, (x_draws, accept) = self.compiled(self.arrays, state, key, np.int32(done),
+                                                   ids)
+            return new, np.asarray(x_draws), np.asarray(accept)
+        parts = (list(pool.map(one, states, groups)) if pool is not None
+                 else [one(state, ids) for state, ids in zip(states, groups)])
+        return ([p[0] for p in parts], (np.concatenate([p[1] for p in parts]),
+                                        np.concatenate([p[2] for p in parts])))
+
+
+def _stack_groups(states: list):
+    """The groups' states as one state with a leading axis over all chains."""
+    return jax.tree_util.tree_map(lambda *parts: np.concatenate(parts), *states)
+
+
+def _program(layout: Layout, schedule, options: BayesOptions, arrays: dict,
+             chunk: int) -> Program:
+    """The Program of one chain group for ``arrays`` from :func:`_sweep_inputs`."""
     shapes = tuple((name, a.shape, str(a.dtype)) for name, a in sorted(arrays.items()))
-    compiled = _compiled_chunk(layout, schedule, _n_adapt(schedule, options), chunk,
-                               options.thin, options.chains, shapes)
-    return compiled, jax.tree_util.tree_map(jnp.asarray, arrays)
+    group = len(chain_groups(options)[0])
+    compiled, concurrent = _compiled_chunk(layout, schedule, _n_adapt(schedule, options),
+                                           chunk, options.thin, group, shapes)
+    return Program(compiled, jax.tree_util.tree_map(jnp.asarray, arrays), concurrent)
 
 
 def potential_scale_reduction(draws: np.ndarray) -> np.ndarray:
@@ -282,8 +354,10 @@ def default_starts(layout: Layout, arrays) -> np.ndarray:
 @functools.lru_cache(maxsize=16)
 def _compiled_chunk(layout: Layout, schedule, n_adapt: int, chunk: int, thin: int,
                     chains: int, shapes: tuple):
-    """The compiled chunk for one model structure and data shape (cached: a second data
-    set of the same shapes reuses it); data arrays are arguments, not constants."""
+    """(compiled chunk, whether it may run concurrently) for one model structure, data
+    shape and number of chains (cached: a second data set of the same shapes reuses
+    it); data arrays are arguments, not constants. ``chain_ids`` (chains,) int32 name
+    the chains: each chain's key is derived from its index."""
     engine = _engine(layout)
     sweep = engine.make_sweep(layout, schedule, n_adapt)
 
@@ -304,10 +378,11 @@ def _compiled_chunk(layout: Layout, schedule, n_adapt: int, chunk: int, thin: in
         return jax.lax.scan(iteration, state,
                             (jax.random.split(key_sweeps, chunk), noise, parities))
 
-    def run(arrays, states, key, done):
+    def run(arrays, states, key, done, chain_ids):
         # chunk keys derived inside the compiled program: a first call of jax.random
         # outside it compiles a small program (about 0.2 s) during sampling
-        keys = jax.random.split(jax.random.fold_in(key, done), chains)
+        chunk_key = jax.random.fold_in(key, done)
+        keys = jax.vmap(lambda c: jax.random.fold_in(chunk_key, c))(chain_ids)
         return jax.vmap(one_chain, in_axes=(None, 0, 0))(arrays, states, keys)
 
     runner = jax.jit(run)
@@ -317,7 +392,9 @@ def _compiled_chunk(layout: Layout, schedule, n_adapt: int, chunk: int, thin: in
     states = jax.tree_util.tree_map(
         lambda a: jax.ShapeDtypeStruct((chains,) + a.shape, a.dtype), state)
     key = jax.ShapeDtypeStruct(jax.random.PRNGKey(0).shape, jnp.uint32)
-    return runner.lower(arrays, states, key, jax.ShapeDtypeStruct((), jnp.int32)).compile()
+    compiled = runner.lower(arrays, states, key, jax.ShapeDtypeStruct((), jnp.int32),
+                            jax.ShapeDtypeStruct((chains,), jnp.int32)).compile()
+    return compiled, 'custom_call_target="lapack' not in compiled.as_text()
 
 
 def _check_finite(x_draws: np.ndarray, names: list[str], done: int, thin: int) -> None:

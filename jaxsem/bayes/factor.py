@@ -294,7 +294,7 @@ def draw_summaries(cursor: _Cursor, chi2: jax.Array, a: jax.Array, chol_q: jax.A
     g = cursor.take(m * nf).reshape(m, nf)
     lower = cursor.take(nf * nf).reshape(nf, nf)
     inv_l = linalg.solve_lower(chol_q, jnp.eye(nf))
-    noise_uf = linalg.cholesky(moments) @ g @ inv_l
+    noise_uf = linalg.cholesky(moments, lapack=False) @ g @ inv_l
     bartlett = jnp.tril(lower, -1) + jnp.diag(jnp.sqrt(chi2))
     w = g.T @ g + bartlett @ bartlett.T
     s_uf = moments @ a.T + noise_uf
@@ -420,8 +420,8 @@ def _marginal_moments(level: FactorLevel, mats):
 def marginal_loglik(level: FactorLevel, mats, moments, n) -> jax.Array:
     """Log likelihood of the level's data (factors integrated out) from M = sum u u'."""
     sigma, r = _marginal_moments(level, mats)
-    chol = linalg.cholesky(sigma)
-    x = linalg.solve_lower(chol, r)
+    chol = linalg.cholesky(sigma, lapack=False)
+    x = linalg.solve_lower(chol, r, lapack=False)
     quad = jnp.einsum("pm,mk,pk->", x, moments, x)
     return -n * jnp.sum(jnp.log(jnp.diagonal(chol))) - 0.5 * quad
 
@@ -430,10 +430,18 @@ def between_marginal_loglik(level: FactorLevel, mats, chol_c, z_hat, n, w) -> ja
     """Log density of the clusters' within estimates of their between values,
     z_hat_j ~ N(mu_j, Sigma_B + C / n_j): the between state and factors integrated out,
     up to terms free of the between parameters. With C = L L' and
-    L^-1 Sigma_B L^-T = V D V', Sigma_B + C / n_j = L V (D + 1 / n_j) V' L': one 3 x 3
-    eigen decomposition instead of one Cholesky factor per cluster."""
+    L^-1 Sigma_B L^-T = V D V', Sigma_B + C / n_j = L V (D + 1 / n_j) V' L': one
+    eigen decomposition instead of one Cholesky factor per cluster; up to SMALL
+    variables the per-cluster factors, element by element over the clusters, cost no
+    more and need no LAPACK (linalg's note)."""
     sigma, r = _marginal_moments(level, mats)
     mean = -jnp.concatenate([jnp.ones((w.shape[0], 1)), w], axis=1) @ r[:, level.p:].T
+    if level.p <= linalg.SMALL:
+        chol = linalg.cholesky(sigma[None] + (chol_c @ chol_c.T)[None] / n[:, None, None])
+        t = linalg.solve_lower(chol, (z_hat - mean)[:, :, None])[:, :, 0]   # (J, p)
+        log_det = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=1, axis2=2))
+                                - jnp.log(jnp.diagonal(chol_c))[None], axis=1)
+        return -0.5 * jnp.sum(log_det + jnp.sum(t * t, axis=1))
     inv_l = linalg.solve_lower(chol_c, jnp.eye(level.p))
     d, v = jnp.linalg.eigh(inv_l @ sigma @ inv_l.T)
     t = (z_hat - mean) @ (v.T @ inv_l).T                          # (J, p)
@@ -487,7 +495,8 @@ def independence_steps(level: FactorLevel, x, log_likelihood, proposal: Proposal
         positive = jnp.all(jnp.where(sds, u > 0, True))
         value = log_likelihood(to_x(u)) + _log_target(level, to_x(u), {}) + jnp.sum(
             jnp.where(sds, jnp.log(jnp.abs(u)), 0.0))
-        e = linalg.solve_lower(proposal.chol, (u - proposal.mean)[:, None])[:, 0]
+        e = linalg.solve_lower(proposal.chol, (u - proposal.mean)[:, None],
+                               lapack=False)[:, 0]
         value = value + 0.5 * (T_DF + len(idx)) * jnp.log1p(jnp.sum(e * e) / T_DF)
         return jnp.where(jnp.isnan(value) | ~positive, -jnp.inf, value)
 
@@ -524,7 +533,8 @@ def _adapt(level: FactorLevel, proposal: Proposal, u, iteration, n_adapt: int) -
     end = (iteration == n_adapt // 2 - 1) | (iteration == n_adapt - 1)
     cov = m2 / jnp.maximum(count - 1.0, 1.0) + 1e-8 * jnp.eye(u.shape[0])
     return Proposal(jnp.where(end, running, proposal.mean),
-                    jnp.where(end, SCALE[level.block] * jnp.linalg.cholesky(cov), proposal.chol),
+                    jnp.where(end, SCALE[level.block] * linalg.cholesky(cov, lapack=False),
+                              proposal.chol),
                     jnp.where(end, 0.0, running), jnp.where(end, 0.0, m2),
                     jnp.where(end, 0.0, count))
 
