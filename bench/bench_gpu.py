@@ -1,6 +1,7 @@
 """Throughput of the Gibbs sampler from 4 to 4096 chains on one accelerator.
 
-For each model of bench_bayes.py (same data), and the ordinal two-level CFA of
+For each model of bench_bayes.py (same data: random slope, CFA, Demo SEM, three-level
+random slope), and the ordinal two-level CFA of
 bench_categorical.py: jaxsem with 4, 16, ..., 4096 chains,
 reporting per chain count the compile time, seconds per sweep (all chains), chain-sweeps
 per second, and minimum bulk ESS (ArviZ, all chains pooled) per second of sampling; then
@@ -34,6 +35,7 @@ from bench_bayes import MODELS, frame_of, numpyro_peers  # noqa: E402
 CHAINS = {"random_slope": [4, 16, 64, 256, 1024, 4096],
           "cfa_twolevel": [4, 64, 1024, 4096],
           "demo_twolevel_sem": [4, 4096],
+          "threelevel_random_slope": [4, 64, 1024, 4096],
           "ordinal_cfa_twolevel": [4, 256, 1024]}
 ORDINAL = ["u1", "u2", "u3", "u4"]
 MODELS = dict(MODELS, ordinal_cfa_twolevel=("%WITHIN%\n fw BY u1-u4;\n %BETWEEN%\n fb BY u1-u4;",
