@@ -405,22 +405,22 @@ def draw_noise(layout: Layout, schedule: Schedule, key, n_sweeps: int, n_obs: in
     n_sweeps. ``counts``: units per level (observations, clusters) for the chi-square
     degrees of freedom.
 
-    All normals come from one RNG call and all chi-square variates from another: a call
-    costs tens of microseconds on a CPU whatever its size, and compiling one costs
-    about 1.5 s (the threefry rounds are inlined per call site). Uniforms are Phi(z).
+    All normals come from one RNG call, the chi-square variates' included
+    (conjugate.chi_square): a call costs tens of microseconds on a CPU whatever its
+    size, and compiling one costs about 0.3 s (the threefry rounds are inlined per call
+    site). Uniforms are Phi(z).
     """
-    k_normal, k_gamma = jax.random.split(key)
-    # every chi-square variate of the sweep in one gamma call
-    half_df = [(block.prior_df + counts[block.level] - jnp.arange(len(block.members))) / 2.0
-               for block in schedule.covariance_blocks]
-    half_df += [factor.chi2_df(level, counts[level.block]) / 2.0
-                for level in schedule.factor_levels]
-    sizes = np.cumsum([0] + [h.shape[0] for h in half_df])
-    chi2 = (2.0 * jax.random.gamma(k_gamma, jnp.concatenate(half_df), (n_sweeps, sizes[-1]))
-            if half_df else None)
-    columns = [chi2[:, a:b] for a, b in zip(sizes[:-1], sizes[1:])]
+    k_normal, k_redraw = jax.random.split(key)
+    # every chi-square variate of the sweep: degrees of freedom, then their blocks
+    df = [block.prior_df + counts[block.level] - jnp.arange(len(block.members))
+          for block in schedule.covariance_blocks]
+    df += [factor.chi2_df(level, counts[level.block]) for level in schedule.factor_levels]
+    sizes = np.cumsum([0] + [d.shape[0] for d in df])
+    df = jnp.concatenate(df) if df else None
 
-    def build(normal):
+    def build(normal, chi_square):
+        chi2 = chi_square(normal((sizes[-1], 3))) if df is not None else None
+        columns = [chi2[:, a:b] for a, b in zip(sizes[:-1], sizes[1:])]
         noise = {"between": normal((layout.n_clusters, len(layout.stochastic))),
                  "coefficients": normal((len(schedule.coefficients),)),
                  "missing": normal((n_obs, layout.p)) if layout.has_missing
@@ -448,7 +448,8 @@ def draw_noise(layout: Layout, schedule: Schedule, key, n_sweeps: int, n_obs: in
         return noise
 
     shapes = []
-    build(lambda shape: shapes.append(shape) or jnp.zeros((n_sweeps,) + shape))
+    build(lambda shape: shapes.append(shape) or jnp.zeros((n_sweeps,) + shape),
+          lambda normals: normals[..., 0])
     flat = jax.random.normal(k_normal, (n_sweeps, sum(int(np.prod(s)) for s in shapes)))
     offsets = np.cumsum([0] + [int(np.prod(s)) for s in shapes])
     bounds = iter(zip(offsets[:-1], offsets[1:]))
@@ -456,7 +457,9 @@ def draw_noise(layout: Layout, schedule: Schedule, key, n_sweeps: int, n_obs: in
     def take(shape):
         a, b = next(bounds)
         return flat[:, a:b].reshape((n_sweeps,) + shape)
-    return build(take)
+    seed = (jax.random.key_data(k_redraw)
+            if jax.dtypes.issubdtype(k_redraw.dtype, jax.dtypes.prng_key) else k_redraw)
+    return build(take, lambda normals: conjugate.chi_square(df, normals, seed))
 
 
 def chunk_noise(layout: Layout, schedule: Schedule, key, n_sweeps: int, arrays: dict) -> dict:
