@@ -3,7 +3,10 @@
 For each model: the same data for both samplers (bench/peers/numpyro_peers.py makes
 them), 4 chains; prints minimum bulk ESS (ArviZ) per second of sampling, compile time
 separately, and the ratios jaxsem / numpyro on sampling time and on wall time to the
-same ESS including compilation. Compilation is timed twice: cold, and with the program
+same ESS including compilation. Both samplers run twice: on one core (jaxsem
+PROCESSORS = 1, numpyro's chains one after another) and on every core (jaxsem's chain
+groups on threads, numpyro's chains as many at a time on threads); each ratio compares
+the two on the same cores. Compilation is timed twice: cold, and with the program
 loaded from JAX's persistent compilation cache (what a rerun of the same model structure
 costs: the `jaxsem run` command keeps that cache on disk), for both samplers. Then the
 cost per sweep of the random-slope model for N = 10^3 .. 10^6 observations (200
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -65,10 +69,12 @@ def frame_of(name: str, data: dict) -> pd.DataFrame:
     return frame
 
 
-def run_jaxsem(name: str, data: dict, iterations: int, seed: int = 0) -> dict:
+def run_jaxsem(name: str, data: dict, iterations: int, seed: int = 0,
+               processors: int | None = 1) -> dict:
     text, roles = MODELS[name]
     fit = jaxsem.Model.from_mplus(text, **roles).fit(
-        frame_of(name, data), chains=4, fbiterations=iterations, bseed=seed, progress=False)
+        frame_of(name, data), chains=4, fbiterations=iterations, bseed=seed, progress=False,
+        processors=processors)
     table = fit.summary()
     free = table[table.free > 0]
     worst = free.loc[free.ess_bulk.idxmin()]
@@ -114,7 +120,8 @@ def sweep_scaling(sizes: list[int], iterations: int) -> list[dict]:
         text, roles = MODELS["random_slope"]
         t0 = time.perf_counter()
         fit = jaxsem.Model.from_mplus(text, **roles).fit(frame, chains=4,
-                                                         fbiterations=iterations, progress=False)
+                                                         fbiterations=iterations, progress=False,
+                                                         processors=1)
         total = time.perf_counter() - t0
         out.append({"n_obs": len(frame), "cluster_size": size,
                     "seconds_per_sweep": fit.sampling_seconds / iterations,
@@ -122,6 +129,17 @@ def sweep_scaling(sizes: list[int], iterations: int) -> list[dict]:
         print(f"  N = {len(frame):>8}: {1e6 * out[-1]['seconds_per_sweep']:8.1f} us per "
               f"4-chain sweep (compile {fit.compile_seconds:.1f} s)", flush=True)
     return out
+
+
+def report(name: str, cores: str, entry: dict) -> None:
+    ours, peer, r = entry["jaxsem"], entry["numpyro"], entry["ratio"]
+    print(f"{name:18} {cores}: jaxsem {ours['ess_per_second']:9.1f} ESS/s (min "
+          f"{ours['min_ess_param']}, compile {ours['compile_seconds']:.1f} s) | numpyro "
+          f"{peer['ess_per_second']:7.1f} ESS/s (min {peer['min_ess_param']}, compile "
+          f"{peer['compile_seconds']:.1f} s) | ratio sampling {r['sampling']:7.1f}x, "
+          f"wall-to-same-ESS {r['wall_to_same_ess']:6.1f}x (cached programs "
+          f"{ours['compile_seconds_cached']:.2f} s vs {peer['compile_seconds_cached']:.2f} s:"
+          f" {r['wall_to_same_ess_cached']:6.1f}x)", flush=True)
 
 
 def main(argv=None) -> None:
@@ -135,9 +153,10 @@ def main(argv=None) -> None:
     warmup, samples = (200, 200) if args.quick else (1000, 1000)
     iterations = 1000 if args.quick else 4000
     results = {"machine": f"{platform.machine()} {platform.processor()}".strip(),
-               "cpu_count": __import__("os").cpu_count(), "models": {}}
+               "cpu_count": os.cpu_count(), "models": {}}
     jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="bench_xla_"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    cores = len(os.sched_getaffinity(0))
     for name in args.models:
         data = numpyro_peers.make_data(name, seed=0)
         peer = numpyro_peers.run_nuts(name, data, chains=4, warmup=warmup, samples=samples)
@@ -145,15 +164,22 @@ def main(argv=None) -> None:
         ours = run_jaxsem(name, data, iterations)
         ours["compile_seconds_cached"], peer["compile_seconds_cached"] = (
             cached_compile_seconds(name, data, warmup, samples))
-        results["models"][name] = {"jaxsem": ours, "numpyro": peer, "ratio": ratios(ours, peer)}
-        r = results["models"][name]["ratio"]
-        print(f"{name:18} jaxsem {ours['ess_per_second']:9.1f} ESS/s (min {ours['min_ess_param']},"
-              f" compile {ours['compile_seconds']:.1f} s) | numpyro "
-              f"{peer['ess_per_second']:7.1f} ESS/s (min {peer['min_ess_param']}, compile "
-              f"{peer['compile_seconds']:.1f} s) | ratio sampling {r['sampling']:7.1f}x, "
-              f"wall-to-same-ESS {r['wall_to_same_ess']:6.1f}x (cached programs "
-              f"{ours['compile_seconds_cached']:.2f} s vs {peer['compile_seconds_cached']:.2f} s:"
-              f" {r['wall_to_same_ess_cached']:6.1f}x)", flush=True)
+        entry = {"jaxsem": ours, "numpyro": peer, "ratio": ratios(ours, peer)}
+        report(name, "1 core", entry)
+        if cores > 1:
+            peer_all = numpyro_peers.run_nuts(name, data, chains=4, warmup=warmup,
+                                              samples=samples, threads=min(cores, 4))
+            peer_all = {k: v for k, v in peer_all.items() if k not in ("draws", "summary")}
+            ours_all = run_jaxsem(name, data, iterations, processors=None)
+            # numpyro's program is the one compiled above (a second compile in this
+            # process would be a cache hit); jaxsem's (2-chain groups) compiled cold
+            peer_all["compile_seconds"] = peer["compile_seconds"]
+            for fit, single in ((ours_all, ours), (peer_all, peer)):
+                fit["compile_seconds_cached"] = single["compile_seconds_cached"]
+            entry["all_cores"] = {"cores": cores, "jaxsem": ours_all, "numpyro": peer_all,
+                                  "ratio": ratios(ours_all, peer_all)}
+            report(name, f"{cores} cores", entry["all_cores"])
+        results["models"][name] = entry
     if "random_slope" in args.models:
         print("cost per sweep vs N (random slope, 200 clusters):")
         sizes = [5, 50] if args.quick else [5, 50, 500, 5000]

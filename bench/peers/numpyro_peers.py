@@ -64,6 +64,7 @@ import math
 import os
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -707,11 +708,12 @@ def compile_chain(name: str, data: dict, warmup: int, samples: int, extra_sites=
 
 
 def run_nuts(name: str, data: dict, *, chains=4, warmup=1000, samples=1000, seed=0,
-             extra_sites=()) -> dict:
+             extra_sites=(), threads=1) -> dict:
     """Fit model ``name`` to ``data`` (from ``make_data``) with numpyro NUTS and time it.
 
     Returns ``compile_seconds``; ``sampling_seconds`` (warmup + sampling execution,
-    all chains, run one after another); ``min_bulk_ess`` and ``min_ess_param``;
+    all chains, run one after another, or ``threads`` at a time on as many threads:
+    then the wall time of all of them); ``min_bulk_ess`` and ``min_ess_param``;
     ``ess_per_second`` (min bulk ESS / sampling_seconds); ``draws`` {name: (chains,
     samples)}; ``summary`` (arviz.summary DataFrame); ``divergences`` (after warmup,
     all chains) and ``mean_leapfrog_steps`` (per draw after warmup); ``extra`` {site:
@@ -724,12 +726,11 @@ def run_nuts(name: str, data: dict, *, chains=4, warmup=1000, samples=1000, seed
     compiled, inputs, compile_seconds = compile_chain(name, data, warmup, samples,
                                                       extra_sites)
 
-    results = []
-    sampling_seconds = 0.0
-    for key in keys:
-        start = time.perf_counter()
-        results.append(jax.block_until_ready(compiled(key, inputs)))
-        sampling_seconds += time.perf_counter() - start
+    start = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        results = list(pool.map(lambda key: jax.block_until_ready(compiled(key, inputs)),
+                                keys))
+    sampling_seconds = time.perf_counter() - start
 
     draws = {n: np.stack([np.asarray(r[0][n]) for r in results]) for n in names}
     posterior = az.convert_to_dataset(draws)
