@@ -36,6 +36,62 @@ def cholesky(a: jax.Array, lapack: bool = True) -> jax.Array:
                       for i in range(d)], -2)
 
 
+PSD_TOLERANCE = 1e-10
+
+
+def psd_factor(a: jax.Array) -> jax.Array:
+    """F with F F' = a for positive semidefinite (..., d, d) ``a``, possibly singular: the
+    Cholesky recursion with every pivot below PSD_TOLERANCE times the largest diagonal
+    entry taken as zero (its column is then zero too: in a semidefinite matrix a zero
+    pivot has a zero column below it). No LAPACK."""
+    d = a.shape[-1]
+    if d == 0:
+        return a
+    diagonal = jnp.diagonal(a, axis1=-2, axis2=-1)
+    tolerance = PSD_TOLERANCE * jnp.max(diagonal, axis=-1)
+    if d > SMALL:
+        return _cholesky_by_columns(a, tolerance)
+    chol = [[None] * d for _ in range(d)]
+    inverse_pivot = [None] * d
+    for i in range(d):
+        for j in range(i + 1):
+            s = a[..., i, j] - sum(chol[i][k] * chol[j][k] for k in range(j))
+            if i == j:
+                kept = s > tolerance
+                chol[i][i] = jnp.where(kept, jnp.sqrt(jnp.where(kept, s, 1.0)), 0.0)
+                inverse_pivot[i] = jnp.where(kept, 1.0 / jnp.where(kept, chol[i][i], 1.0), 0.0)
+            else:
+                chol[i][j] = s * inverse_pivot[j]
+    zero = jnp.zeros_like(a[..., 0, 0])
+    return jnp.stack([jnp.stack([chol[i][j] if j <= i else zero for j in range(d)], -1)
+                      for i in range(d)], -2)
+
+
+def symmetric_eigen(a: jax.Array, sweeps: int = 10) -> tuple[jax.Array, jax.Array]:
+    """(values (d,), vectors (d, d)) of a small symmetric (d, d) matrix, ``a`` = V diag V',
+    by cyclic Jacobi rotations (``sweeps`` passes over the pairs, each an exact plane
+    rotation, so V stays orthogonal to rounding); no LAPACK. Unsorted values."""
+    d = a.shape[-1]
+    pairs = [(p, q) for p in range(d) for q in range(p + 1, d)]
+
+    def sweep(_, state):
+        a, vectors = state
+        for p, q in pairs:
+            off = a[p, q]
+            rotate = jnp.abs(off) > 1e-300
+            theta = (a[q, q] - a[p, p]) / (2.0 * jnp.where(rotate, off, 1.0))
+            t = jnp.where(rotate, jnp.where(theta >= 0, 1.0, -1.0)
+                          / (jnp.abs(theta) + jnp.sqrt(theta * theta + 1.0)), 0.0)
+            c = 1.0 / jnp.sqrt(t * t + 1.0)
+            rotation = (jnp.eye(d, dtype=a.dtype).at[p, p].set(c).at[q, q].set(c)
+                        .at[p, q].set(t * c).at[q, p].set(-t * c))
+            a = rotation.T @ a @ rotation
+            vectors = vectors @ rotation
+        return a, vectors
+    a, vectors = jax.lax.fori_loop(0, sweeps, sweep, (a, jnp.eye(d, dtype=a.dtype)))
+    return jnp.diagonal(a), vectors
+
+
 def solve_lower(chol: jax.Array, b: jax.Array, lapack: bool = True) -> jax.Array:
     """x with chol x = b; chol (..., d, d) lower triangular, b (..., d, k)."""
     d = chol.shape[-1]
@@ -50,17 +106,24 @@ def solve_lower(chol: jax.Array, b: jax.Array, lapack: bool = True) -> jax.Array
     return jnp.stack(rows, -2)
 
 
-def _cholesky_by_columns(a: jax.Array) -> jax.Array:
-    """cholesky without LAPACK: one loop step per column (left-looking), (..., d, d)."""
+def _cholesky_by_columns(a: jax.Array, tolerance: jax.Array | None = None) -> jax.Array:
+    """cholesky without LAPACK: one loop step per column (left-looking), (..., d, d);
+    with ``tolerance`` (...,), pivots at or below it give zero columns (psd_factor)."""
     d = a.shape[-1]
     index = jnp.arange(d)
 
     def column(j, chol):
         row_j = jnp.where(index < j, chol[..., j, :], 0.0)                      # L[j, :j]
         v = a[..., :, j] - jnp.einsum("...ik,...k->...i", chol, row_j)
-        pivot = jnp.sqrt(v[..., j])
-        new = jnp.where(index > j, v / pivot[..., None], jnp.where(index == j, pivot[..., None],
-                                                                    0.0))
+        if tolerance is None:
+            pivot = jnp.sqrt(v[..., j])
+            inverse_pivot = 1.0 / pivot
+        else:
+            kept = v[..., j] > tolerance
+            pivot = jnp.where(kept, jnp.sqrt(jnp.where(kept, v[..., j], 1.0)), 0.0)
+            inverse_pivot = jnp.where(kept, 1.0 / jnp.where(kept, pivot, 1.0), 0.0)
+        new = jnp.where(index > j, v * inverse_pivot[..., None],
+                        jnp.where(index == j, pivot[..., None], 0.0))
         return chol.at[..., :, j].set(new)
     return jax.lax.fori_loop(0, d, column, jnp.zeros_like(a))
 

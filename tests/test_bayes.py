@@ -184,16 +184,36 @@ def test_draws_do_not_depend_on_how_chains_are_grouped_on_threads():
         BayesOptions(processors=0)
 
 
-def test_factor_model_programs_call_no_lapack_so_their_chain_groups_run_concurrently():
+@pytest.mark.parametrize("kind", ["sem", "ordinal", "regression_with_missing"])
+def test_sampler_programs_call_no_lapack_so_their_chain_groups_run_concurrently(kind):
     """jaxlib 0.10's batched LAPACK kernels can deadlock when run at once from two
-    threads: the driver runs groups concurrently only for programs without them, and the
-    two-level SEM's program (factor blocks, covariates at both levels) has none."""
-    model = jaxsem.Model.from_mplus(
-        "%WITHIN%\n fw BY y1-y3;\n fw ON x1-x3;\n %BETWEEN%\n fb BY y1-y3;\n fb ON w;",
-        within=["x1", "x2", "x3"], between=["w"], clusters=["c"])
-    x = model.spec.start_values()
-    frame = model.spec.simulate(x, jax.random.PRNGKey(9), [10] * 30, cluster_names=["c"])
+    threads: the driver runs groups concurrently only for programs without them. The
+    two-level SEM's program (factor blocks, covariates at both levels), an ordinal CFA's
+    (latent responses, threshold steps) and a regression's with missing outcomes
+    (imputation, square roots of singular cluster moments) have none."""
+    if kind == "sem":
+        model = jaxsem.Model.from_mplus(
+            "%WITHIN%\n fw BY y1-y3;\n fw ON x1-x3;\n %BETWEEN%\n fb BY y1-y3;\n fb ON w;",
+            within=["x1", "x2", "x3"], between=["w"], clusters=["c"])
+        frame = model.spec.simulate(model.spec.start_values(), jax.random.PRNGKey(9),
+                                    [10] * 30, cluster_names=["c"])
+    elif kind == "ordinal":
+        continuous = jaxsem.Model.from_mplus("%WITHIN%\n fw BY u1-u3;\n %BETWEEN%\n fb BY u1-u3;",
+                                             clusters=["c"])
+        frame = continuous.spec.simulate(continuous.spec.start_values(),
+                                         jax.random.PRNGKey(9), [5] * 30, cluster_names=["c"])
+        for name in ("u1", "u2", "u3"):
+            frame[name] = np.digitize(frame[name], [-0.5, 0.5]).astype(float)
+        model = jaxsem.Model.from_mplus("%WITHIN%\n fw BY u1-u3;\n %BETWEEN%\n fb BY u1-u3;",
+                                        categorical=["u1", "u2", "u3"], clusters=["c"])
+    else:
+        model = jaxsem.Model.from_mplus("%WITHIN%\n y1 y2 ON x;\n %BETWEEN%\n y1 y2 ON w;",
+                                        within=["x"], between=["w"], clusters=["c"])
+        frame = model.spec.simulate(model.spec.start_values(), jax.random.PRNGKey(9),
+                                    [2] * 30, cluster_names=["c"])
+        frame.loc[::5, "y2"] = np.nan
     layout, arrays = driver.sampler_layout(model.prepare(frame))
+    assert kind == "sem" or layout.augmented
     program = driver._program(layout, gibbs.build_schedule(layout), BayesOptions(chains=2),
                               driver._sweep_inputs(layout, arrays), 10)
     assert program.concurrent

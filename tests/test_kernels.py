@@ -95,3 +95,30 @@ def test_chi_square_from_normals_matches_the_distribution():
             assert stats.kstest(x[:, k], stats.chi2(d).cdf).pvalue > 1e-3, d
     assert np.isnan(np.asarray(draw(jnp.array([0.0, -1.0]), normals[:1, :2],
                                     jax.random.PRNGKey(2)))).all()
+
+
+@pytest.mark.parametrize("d", [3, 5, 9])
+def test_psd_factor_of_singular_moment_matrices(d):
+    """F F' = M for moment matrices of fewer rows than columns (rank 2, singular) and of
+    full rank, written out (d <= 6) and by the column loop (d = 9)."""
+    rng = np.random.default_rng(d)
+    for rows in (2, 3 * d):
+        u = rng.normal(size=(6, rows, d))
+        moments = np.swapaxes(u, -1, -2) @ u
+        factor = np.asarray(linalg.psd_factor(jnp.asarray(moments)))
+        np.testing.assert_allclose(factor @ np.swapaxes(factor, -1, -2), moments,
+                                   atol=1e-9 * np.abs(moments).max())
+        assert np.isfinite(factor).all()
+
+
+@pytest.mark.parametrize("d", [1, 2, 4, 6])
+def test_jacobi_eigen_decomposition_of_indefinite_matrices(d):
+    rng = np.random.default_rng(10 + d)
+    a = rng.normal(size=(d, d))
+    a = a + a.T
+    values, vectors = jax.jit(linalg.symmetric_eigen)(jnp.asarray(a))
+    np.testing.assert_allclose(np.asarray(vectors).T @ np.asarray(vectors), np.eye(d),
+                               atol=1e-13)
+    np.testing.assert_allclose(np.asarray(vectors) @ np.diag(values) @ np.asarray(vectors).T,
+                               a, atol=1e-12)
+    np.testing.assert_allclose(np.sort(values), np.linalg.eigvalsh(a), atol=1e-12)

@@ -521,8 +521,8 @@ def _laplace_mh(log_target, z, uniform_z, step: float = 0.02) -> jax.Array:
     """One Metropolis-Hastings move from t = 0 (d,) of a vector with log density
     ``log_target``: proposal N(t + H^-1 g, H^-1), with the gradient g and negative
     Hessian H at the current point from central differences of width ``step``
-    (kernels.gaussian.quadratic_points, one batched evaluation; eigenvalues floored at
-    1e-2), the reverse proposal from the proposed point. Any deterministic rule of the
+    (kernels.gaussian.quadratic_points, one batched evaluation; eigenvalues, by Jacobi
+    rotations, floored at 1e-2), the reverse proposal from the proposed point. Any deterministic rule of the
     point gives a valid proposal; differences compile in a fraction of autodiff's time.
     Returns the accepted t (0 when rejected)."""
     d = z.shape[0]
@@ -531,7 +531,7 @@ def _laplace_mh(log_target, z, uniform_z, step: float = 0.02) -> jax.Array:
     def laplace(t):
         values = jax.vmap(log_target)(t + points)
         grad, neg_hessian = gaussian.quadratic_from_values(values[:, None], d)
-        values_h, vectors = jnp.linalg.eigh(neg_hessian[0] / step ** 2)
+        values_h, vectors = linalg.symmetric_eigen(neg_hessian[0] / step ** 2)
         values_h = jnp.maximum(values_h, 1e-2)
         mean = t + vectors @ ((vectors.T @ grad[0] / step) / values_h)
         return values[0], mean, vectors, values_h

@@ -36,7 +36,7 @@ import numpy as np
 from jaxsem.bayes import categorical, density, factor, quadratic
 from jaxsem.bayes.layout import Layout
 from jaxsem.errors import ModelError
-from jaxsem.kernels import conjugate, gaussian, hmc
+from jaxsem.kernels import conjugate, gaussian, hmc, linalg
 from jaxsem.priors import Prior, default_prior_of_kind, log_prob
 
 COEFFICIENT_KINDS = ("loading", "regression", "intercept", "mean")
@@ -507,8 +507,8 @@ def impute_missing(noise, layout: Layout, mats, arrays, between, y):
     prep = density.prepare(layout, mats)
     zb = density.assemble_all(layout, prep, between, arrays)
     mean = categorical.row_means(layout, prep, zb, arrays)
-    sigma = prep.chol_sigma @ prep.chol_sigma.T
-    precision = jnp.linalg.inv(sigma)  # p x p, once per sweep
+    inverse_chol = linalg.solve_lower(prep.chol_sigma, jnp.eye(layout.p), lapack=False)
+    precision = inverse_chol.T @ inverse_chol  # p x p, once per sweep
 
     def one(y_i, mu_i, obs_i, e_i):
         miss = ~obs_i

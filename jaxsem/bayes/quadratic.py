@@ -125,6 +125,5 @@ def whitened_residuals(layout: Layout, spec, x, state, arrays, factors, priors,
 
 
 def moment_factors(moments: jax.Array) -> jax.Array:
-    """(J, m, m) F_j with F_j F_j' = M_j (eigen square roots: M_j may be singular)."""
-    values, vectors = jnp.linalg.eigh(moments)
-    return vectors * jnp.sqrt(jnp.clip(values, 0.0, None))[:, None, :]
+    """(J, m, m) F_j with F_j F_j' = M_j (M_j may be singular: linalg.psd_factor)."""
+    return linalg.psd_factor(moments)
