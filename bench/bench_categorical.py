@@ -5,7 +5,8 @@ against the naive Albert-Chib update, in one run on one machine.
    (bench/peers/numpyro_peers.py makes the data; numpyro samples the factor scores with
    the latent responses integrated out by the ordered-probit likelihood), 4 chains:
    minimum bulk ESS (ArviZ) per second of sampling, compile time separately, and the
-   ratios jaxsem / numpyro on sampling time and on wall time to the same ESS.
+   ratios jaxsem / numpyro on sampling time and on wall time to the same ESS. Every
+   sampler here runs on one core (jaxsem with PROCESSORS = 1).
 2. Threshold mixing against cluster size (20, 200, 2000 per cluster, 50 clusters): a
    random-intercept ordinal probit, y* = a_j + 0.5 x + e, thresholds (-0.8, 0.2, 1.0),
    var(a_j) = 0.5. jaxsem (threshold Metropolis-Hastings with y* integrated out + the
@@ -53,7 +54,7 @@ def ordinal_cfa(warmup: int, samples: int, iterations: int) -> dict:
     frame["c"] = data["cluster"]
     fit = jaxsem.Model.from_mplus(CFA, categorical=["u1", "u2", "u3", "u4"],
                                   clusters=["c"]).fit(frame, chains=4, fbiterations=iterations,
-                                                      progress=False)
+                                                      progress=False, processors=1)
     table = fit.summary()
     free = table[table.free > 0]
     worst = free.loc[free.ess_bulk.idxmin()]
@@ -131,7 +132,7 @@ def threshold_mixing(sizes: list[int], n_clusters: int, iterations: int) -> list
                                     categorical=["u"], clusters=["c"])
     for size in sizes:
         frame = random_intercept_data(n_clusters, size, seed=size)
-        fit = model.fit(frame, chains=4, fbiterations=iterations, progress=False)
+        fit = model.fit(frame, chains=4, fbiterations=iterations, progress=False, processors=1)
         columns = [k for k, name in enumerate(fit.names) if "|" in name]
         kept = fit.kept[:, :, columns]
         ours = min(float(az.ess(kept[:, :, j])) for j in range(3))
