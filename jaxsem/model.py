@@ -167,7 +167,7 @@ class Model:
             usevariables: Sequence[str] | None = None, **options):
         """Fit the model to data. ``estimator="bayes"`` (the Gibbs sampler) takes the
         options of :class:`jaxsem.bayes.BayesOptions` (chains, biterations, fbiterations,
-        thin, bseed, bconvergence, point, starts, progress); ``estimator="ml"`` or
+        thin, bseed, bconvergence, point, starts, progress, processors); ``estimator="ml"`` or
         ``"mlr"`` those of :class:`jaxsem.ml.MLOptions` (starts, random_starts, seed,
         max_iterations, tolerance, saturated)."""
         kind = estimator.lower()

@@ -100,6 +100,7 @@ def test_bayes_options_have_jaxsem_names():
         options = read_inp(UG / f"{name}.inp").to_analysis().options
         assert set(options) <= set(BayesOptions.__dataclass_fields__)
         BayesOptions(**options)
+    assert read_inp(UG / "ex9_24.inp").to_analysis().options["processors"] == 2  # PROCESSORS
     assert read_inp(UG / "ex9_6.inp").to_analysis().options == {}
 
 
