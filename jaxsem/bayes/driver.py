@@ -20,6 +20,7 @@ concurrently.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -97,41 +98,37 @@ def fit_bayes(analysis: Analysis, options: BayesOptions = BayesOptions()) -> Bay
     chunk = min(options.chunk, top)
     arrays = _sweep_inputs(layout, arrays)
     state0 = _engine(layout).initial_state(layout, schedule, x0, arrays)
-    groups = chain_groups(options)
-    states = [jax.tree_util.tree_map(lambda a, n=len(g): jnp.stack([a] * n), state0)
-              for g in groups]
     key = jax.random.PRNGKey(options.bseed)
     t0 = time.perf_counter()
     program = _program(layout, schedule, options, arrays, chunk)
     compile_seconds = time.perf_counter() - t0
+    states = program.split(jax.tree_util.tree_map(
+        lambda a: np.stack([np.asarray(a)] * options.chains), state0))
 
     draws, accept, history = [], [], []
     converged, interrupted, done = False, False, 0
     t0 = time.perf_counter()
-    pool = program.pool(groups)
     try:
-        while done < top:
-            states, (x_draws, acc) = program.run(states, groups, key, done, pool)
-            _check_finite(x_draws, names, done, options.thin)
-            draws.append(x_draws)
-            accept.append(acc)
-            done += chunk
-            all_draws = np.concatenate(draws, axis=1)
-            psr = potential_scale_reduction(all_draws[:, done // 2:done])
-            worst = int(np.nanargmax(psr)) if psr.size else 0
-            history.append((done, float(psr[worst]) if psr.size else 1.0,
-                            names[worst] if names else ""))
-            if options.progress:
-                _progress(done, top, history[-1])
-            converged_now = history[-1][1] < 1 + options.bconvergence
-            if not options.fbiterations and done >= low and converged_now:
-                converged = True
-                break
+        with program.threads() as pool:
+            while done < top:
+                states, (x_draws, acc) = program.run(states, key, done, pool)
+                _check_finite(x_draws, names, done, options.thin)
+                draws.append(x_draws)
+                accept.append(acc)
+                done += chunk
+                all_draws = np.concatenate(draws, axis=1)
+                psr = potential_scale_reduction(all_draws[:, done // 2:done])
+                worst = int(np.nanargmax(psr)) if psr.size else 0
+                history.append((done, float(psr[worst]) if psr.size else 1.0,
+                                names[worst] if names else ""))
+                if options.progress:
+                    _progress(done, top, history[-1])
+                converged_now = history[-1][1] < 1 + options.bconvergence
+                if not options.fbiterations and done >= low and converged_now:
+                    converged = True
+                    break
     except KeyboardInterrupt:
         interrupted = True
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
     sampling_seconds = time.perf_counter() - t0
     if options.progress:
         print(file=sys.stderr)
@@ -158,19 +155,13 @@ def continue_chains(fit: BayesFit, n_chunks: int) -> list:
     options = fit.options
     chunk = min(options.chunk, fit.draws.shape[1])     # the chunk length fit_bayes used
     program = _program(layout, fit.schedule, options, _sweep_inputs(layout, arrays), chunk)
-    groups = chain_groups(options)
     key = jax.random.PRNGKey(options.bseed)
-    states = [jax.tree_util.tree_map(lambda a, g=g: a[g[0]:g[-1] + 1], fit.final_states)
-              for g in groups]
-    out, pool = [], program.pool(groups)
-    try:
+    states, out = program.split(fit.final_states), []
+    with program.threads() as pool:
         for step in range(n_chunks):
             done = fit.draws.shape[1] + step * chunk
-            states, _ = program.run(states, groups, key, done, pool)
+            states, _ = program.run(states, key, done, pool)
             out.append(_stack_groups(states))
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
     return out
 
 
@@ -228,19 +219,34 @@ def chain_groups(options: BayesOptions) -> list[np.ndarray]:
 
 @dataclass(frozen=True)
 class Program:
-    """A compiled chunk for one group size and the device arrays it reads.
+    """A compiled chunk for one group size, the device arrays it reads and the chain
+    groups it runs (chain_groups).
 
     ``concurrent``: whether groups may run at the same time (no LAPACK call inside).
     """
     compiled: object
     arrays: dict
     concurrent: bool
+    groups: list
 
-    def pool(self, groups: list[np.ndarray]) -> ThreadPoolExecutor | None:
-        """Threads for the groups, or None where they run one after another."""
-        return ThreadPoolExecutor(len(groups)) if self.concurrent and len(groups) > 1 else None
+    def split(self, states):
+        """States with a leading axis over all chains, as one state per group."""
+        return [jax.tree_util.tree_map(lambda a, g=g: a[g[0]:g[-1] + 1], states)
+                for g in self.groups]
 
-    def run(self, states: list, groups: list[np.ndarray], key, done: int, pool):
+    @contextlib.contextmanager
+    def threads(self):
+        """Threads for the groups (None where they run one after another), dropped
+        without waiting on exit: after Ctrl-C a running chunk finishes on its own."""
+        pool = (ThreadPoolExecutor(len(self.groups))
+                if self.concurrent and len(self.groups) > 1 else None)
+        try:
+            yield pool
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+
+    def run(self, states: list, key, done: int, pool):
         """One chunk of every group, on ``pool``'s threads if given: (new states per
         group, (draws (chains, chunk, n_free), acceptance (chains, chunk)) as numpy
         arrays, chains in order)."""
@@ -248,8 +254,8 @@ class Program:
             new, (x_draws, accept) = self.compiled(self.arrays, state, key, np.int32(done),
                                                    ids)
             return new, np.asarray(x_draws), np.asarray(accept)
-        parts = (list(pool.map(one, states, groups)) if pool is not None
-                 else [one(state, ids) for state, ids in zip(states, groups)])
+        parts = (list(pool.map(one, states, self.groups)) if pool is not None
+                 else [one(state, ids) for state, ids in zip(states, self.groups)])
         return ([p[0] for p in parts], (np.concatenate([p[1] for p in parts]),
                                         np.concatenate([p[2] for p in parts])))
 
@@ -263,10 +269,10 @@ def _program(layout: Layout, schedule, options: BayesOptions, arrays: dict,
              chunk: int) -> Program:
     """The Program of one chain group for ``arrays`` from :func:`_sweep_inputs`."""
     shapes = tuple((name, a.shape, str(a.dtype)) for name, a in sorted(arrays.items()))
-    group = len(chain_groups(options)[0])
+    groups = chain_groups(options)
     compiled, concurrent = _compiled_chunk(layout, schedule, _n_adapt(schedule, options),
-                                           chunk, options.thin, group, shapes)
-    return Program(compiled, jax.tree_util.tree_map(jnp.asarray, arrays), concurrent)
+                                           chunk, options.thin, len(groups[0]), shapes)
+    return Program(compiled, jax.tree_util.tree_map(jnp.asarray, arrays), concurrent, groups)
 
 
 def potential_scale_reduction(draws: np.ndarray) -> np.ndarray:
