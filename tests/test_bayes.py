@@ -184,6 +184,21 @@ def test_draws_do_not_depend_on_how_chains_are_grouped_on_threads():
         BayesOptions(processors=0)
 
 
+def test_cpu_compiler_options_leave_the_draws_as_they_are(monkeypatch):
+    """The sampler's CPU programs are compiled with their own XLA options (older loop
+    emitters, no YNN library): faster to compile, the same draws as XLA's defaults."""
+    assert driver.compiler_options() == driver.CPU_COMPILER_OPTIONS  # the suite runs on a CPU
+    analysis = _random_slope_analysis(seed=6)
+    options = BayesOptions(chains=2, fbiterations=200, **QUIET)
+    tuned = fit_bayes(analysis, options)
+    monkeypatch.setattr(driver, "compiler_options", lambda: None)
+    driver._compiled_chunk.cache_clear()
+    default = fit_bayes(analysis, options)
+    driver._compiled_chunk.cache_clear()
+    assert default.compile_seconds > 0.5  # compiled afresh, not from the cache
+    np.testing.assert_allclose(tuned.draws, default.draws, rtol=0, atol=1e-10)
+
+
 @pytest.mark.parametrize("kind", ["sem", "ordinal", "regression_with_missing"])
 def test_sampler_programs_call_no_lapack_so_their_chain_groups_run_concurrently(kind):
     """jaxlib 0.10's batched LAPACK kernels can deadlock when run at once from two

@@ -357,6 +357,20 @@ def default_starts(layout: Layout, arrays) -> np.ndarray:
     return x
 
 
+# XLA options for the sampler's programs on a CPU, set per program (not process-wide):
+# XLA's older loop emitters compile the sweep's many small fusions in about 30% less
+# time than its MLIR fusion emitters, and plain loops run the tiny batched products of a
+# sweep faster than the YNN library (random slope 14%, three levels 20%; two-level CFA
+# and SEM within timing noise); the draws are the same (bench/README.md).
+CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False,
+                        "xla_cpu_experimental_ynn_fusion_type": ""}
+
+
+def compiler_options() -> dict | None:
+    """The XLA options for sampler programs on the default backend (None: XLA's own)."""
+    return dict(CPU_COMPILER_OPTIONS) if jax.default_backend() == "cpu" else None
+
+
 @functools.lru_cache(maxsize=16)
 def _compiled_chunk(layout: Layout, schedule, n_adapt: int, chunk: int, thin: int,
                     chains: int, shapes: tuple):
@@ -399,7 +413,8 @@ def _compiled_chunk(layout: Layout, schedule, n_adapt: int, chunk: int, thin: in
         lambda a: jax.ShapeDtypeStruct((chains,) + a.shape, a.dtype), state)
     key = jax.ShapeDtypeStruct(jax.random.PRNGKey(0).shape, jnp.uint32)
     compiled = runner.lower(arrays, states, key, jax.ShapeDtypeStruct((), jnp.int32),
-                            jax.ShapeDtypeStruct((chains,), jnp.int32)).compile()
+                            jax.ShapeDtypeStruct((chains,), jnp.int32)).compile(
+                                compiler_options=compiler_options())
     return compiled, 'custom_call_target="lapack' not in compiled.as_text()
 
 
