@@ -164,6 +164,17 @@ class ModelSpec:
         mask[self._free_pos] = True
         return mask[start:start + int(np.prod(shape))].reshape(shape)
 
+    def free_cells(self, index: int) -> list[tuple[int, str, tuple[int, ...]]]:
+        """(block, matrix, cell) of every matrix entry that free parameter ``index``
+        (0-based) sets: several with equality labels, two for a covariance."""
+        out = []
+        for pos in self._free_pos[self._free_idx == index]:
+            for (bi, name), (start, shape) in self._offsets.items():
+                if start <= pos < start + int(np.prod(shape)):
+                    cell = np.unravel_index(int(pos) - start, shape)
+                    out.append((bi, name, tuple(int(c) for c in cell)))
+        return out
+
     # ----------------------------------------------------------------- pack / unpack
     def unpack(self, x: jax.Array) -> tuple[dict[str, jax.Array], ...]:
         """Free-parameter vector (n_free,) -> per block {alpha, beta, gamma, psi, tau}."""

@@ -92,6 +92,14 @@ def symmetric_eigen(a: jax.Array, sweeps: int = 10) -> tuple[jax.Array, jax.Arra
     return jnp.diagonal(a), vectors
 
 
+def outer_sum(a: jax.Array, b: jax.Array) -> jax.Array:
+    """sum_n a_n b_n' over the leading axis: a (n, k), b (n, l) -> (k, l), for small k
+    and l: a broadcast product and a reduction, which XLA's CPU emitters run several
+    times faster than its dot for these shapes (batched over chains: 6.3 vs 2.3 us for
+    4 chains x 200 x 3 x 3)."""
+    return (a[:, :, None] * b[:, None, :]).sum(0)
+
+
 def solve_lower(chol: jax.Array, b: jax.Array, lapack: bool = True) -> jax.Array:
     """x with chol x = b; chol (..., d, d) lower triangular, b (..., d, k)."""
     d = chol.shape[-1]

@@ -5,6 +5,7 @@ False-alarm budget: each comparison allows |z| < 4 with z = (draw statistic - ex
 alarm for a new seed under 2e-3. Seeds are fixed, so the suite is deterministic.
 """
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
@@ -133,6 +134,46 @@ def test_fast_between_block_matches_autodiff_form(missing):
         p_ref, h_ref = gaussian.quadratic_coefficients(f, np.zeros(len(layout.stochastic)))
         np.testing.assert_allclose(prec[j], p_ref, rtol=1e-9, atol=1e-9)
         np.testing.assert_allclose(lin[j], h_ref, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("case", ["random_slope", "paths_and_labels", "within_coefficients"])
+def test_between_regression_block_matches_jacobian_form(case):
+    """The coefficient block of between-level regressions from U'U and U' zeta Psi^-1
+    (intercepts, slopes on between covariates and on other between variables, a label
+    shared by two equations) equals the Jacobian form of the whitened residuals; a
+    block with within-level coefficients keeps the Jacobian form."""
+    if case == "random_slope":
+        analysis = _random_slope_analysis()
+    else:
+        text = ("%WITHIN%\n y1 WITH y2;\n %BETWEEN%\n y1 ON w (a);\n y2 ON y1;\n y2 ON w (a);"
+                if case == "paths_and_labels"
+                else "%WITHIN%\n y1 y2 ON x;\n %BETWEEN%\n y1 y2 ON w;")
+        model = jaxsem.Model.from_mplus(text, within=["x"], between=["w"], clusters=["c"])
+        frame = model.spec.simulate(model.spec.start_values(), jax.random.PRNGKey(3),
+                                    [6] * 25, cluster_names=["c"])
+        analysis = model.prepare(frame)
+    layout, arrays = driver.sampler_layout(analysis)
+    schedule = gibbs.build_schedule(layout)
+    spec, idx = layout.spec, np.asarray(schedule.coefficients)
+    levels = frozenset(r.level for r in spec.partable.rows
+                       if r.free and r.free - 1 in schedule.coefficients)
+    priors = ((int(idx[0]), 0.3, 2.0),)  # one informative normal prior
+    plan = quadratic.between_regression(layout, schedule.coefficients, levels, priors)
+    if case == "within_coefficients":
+        assert levels == {1, 2} and plan is None
+        return
+    assert plan is not None and len(plan.coefficient) == len(idx) + (case != "random_slope")
+    rng = np.random.default_rng(4)
+    x = jnp.asarray(spec.start_values() + rng.uniform(0.1, 0.3, spec.n_free))
+    state = rng.normal(size=(layout.n_clusters, len(layout.stochastic)))
+    prep = density.prepare(layout, spec.unpack(x))
+    zb = density.assemble_all(layout, prep, state, arrays)
+    precision, linear = quadratic.between_regression_quadratic(plan, layout, prep, zb,
+                                                               arrays, x[idx])
+    p_ref, h_ref = quadratic.coefficient_quadratic(layout, spec, x, state, arrays,
+                                                   arrays["factors"], priors, levels, idx)
+    np.testing.assert_allclose(precision, p_ref, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(linear, h_ref, rtol=1e-10, atol=1e-10)
 
 
 def test_pooled_within_likelihood_matches_per_cluster_sum():

@@ -81,6 +81,13 @@ def test_lapack_free_cholesky_and_solve_match_lapack(d):
     assert 'custom_call_target="lapack' not in program.as_text()
 
 
+def test_outer_sum_is_the_cross_product():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(50, 3)), rng.normal(size=(50, 2))
+    np.testing.assert_allclose(linalg.outer_sum(jnp.asarray(a), jnp.asarray(b)), a.T @ b,
+                               rtol=1e-12, atol=1e-12)
+
+
 def test_chi_square_from_normals_matches_the_distribution():
     """Kolmogorov-Smirnov against scipy's chi2 (20000 draws each, p > 0.001), for df
     below 2 (the boost), moderate and large; and with every first proposal rejected

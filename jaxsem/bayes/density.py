@@ -119,9 +119,14 @@ def within_cluster_loglik(layout: Layout, prep: Prepared, zb: jax.Array,
 def assemble_between(layout: Layout, prep: Prepared, state: jax.Array, known: jax.Array,
                      w: jax.Array) -> jax.Array:
     """(nb,) all between values of one cluster from its state (nS,) and data (nK,)."""
-    zb = jnp.zeros(layout.nb, dtype=prep.ib.dtype)
-    zb = zb.at[np.asarray(layout.stochastic, dtype=int)].set(state)
-    zb = zb.at[np.asarray(layout.known, dtype=int)].set(known)
+    # placed by a static permutation, not a scatter (XLA's CPU scatter is a loop)
+    zero = jnp.zeros((1,), dtype=prep.ib.dtype)
+    source = jnp.concatenate([state.astype(zero.dtype), known.astype(zero.dtype), zero])
+    place = np.full(layout.nb, len(layout.stochastic) + len(layout.known))
+    place[np.asarray(layout.stochastic, dtype=int)] = np.arange(len(layout.stochastic))
+    place[np.asarray(layout.known, dtype=int)] = len(layout.stochastic) + np.arange(
+        len(layout.known))
+    zb = source[:layout.nb] if np.array_equal(place, np.arange(layout.nb)) else source[place]
     if layout.deterministic:
         d, t = np.asarray(layout.deterministic), np.asarray(layout.innovations)
         rhs = prep.alpha_b[d] + prep.gamma_b[d] @ w - prep.ib[np.ix_(d, t)] @ zb[t]

@@ -292,6 +292,8 @@ def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
                                    if r.free and r.free - 1 in schedule.coefficients)
     normal_priors = tuple((k, prior.args[0], float(np.sqrt(prior.args[1])))
                           for k, prior in schedule.priors if k in schedule.coefficients)
+    between_regression = quadratic.between_regression(
+        layout, schedule.coefficients, coefficient_levels, normal_priors)
 
     def target(x, state_between, arrays):
         mats = spec.unpack(x)
@@ -330,18 +332,18 @@ def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
             between = quadratic.draw_between_state(noise["between"], layout, prep, arrays)
         if schedule.coefficients:
             idx = np.asarray(schedule.coefficients)
-            factors = (quadratic.moment_factors(arrays["moments"]) if layout.augmented
-                       else arrays["factors"])
-
-            def residuals(v):
-                return quadratic.whitened_residuals(layout, spec, x.at[idx].set(v), between,
-                                                    arrays, factors, normal_priors,
-                                                    coefficient_levels)
-            basis = jnp.concatenate([jnp.zeros((1, len(idx))), jnp.eye(len(idx))])
-            at_basis = jax.vmap(residuals)(basis)  # r is affine: exact Jacobian columns
-            r0, jac = at_basis[0], (at_basis[1:] - at_basis[0]).T
-            draw = gaussian.sample_from_precision(noise["coefficients"], jac.T @ jac,
-                                                  -jac.T @ r0)
+            if between_regression is not None:
+                prep = density.prepare(layout, spec.unpack(x))
+                zb = density.assemble_all(layout, prep, between, arrays)
+                precision, linear = quadratic.between_regression_quadratic(
+                    between_regression, layout, prep, zb, arrays, x[idx])
+            else:
+                factors = (quadratic.moment_factors(arrays["moments"]) if layout.augmented
+                           else arrays["factors"])
+                precision, linear = quadratic.coefficient_quadratic(
+                    layout, spec, x, between, arrays, factors, normal_priors,
+                    coefficient_levels, idx)
+            draw = gaussian.sample_from_precision(noise["coefficients"], precision, linear)
             x = x.at[idx].set(draw)
         for i, level in enumerate(schedule.factor_levels):
             if level.block == 0:
@@ -483,15 +485,16 @@ def _draw_covariances(variates, layout: Layout, schedule: Schedule, x, arrays, b
     if any(b.level == 1 for b in schedule.covariance_blocks):
         zeta = jax.vmap(lambda z, w: density.between_innovations(layout, prep, z, w))(
             zb, arrays["w"])
-        scatters[1], counts[1] = zeta.T @ zeta, jnp.asarray(float(layout.n_clusters))
+        scatters[1] = linalg.outer_sum(zeta, zeta)
+        counts[1] = jnp.asarray(float(layout.n_clusters))
     for (chi2, normals), block in zip(variates, schedule.covariance_blocks):
         members = np.asarray(block.members)
         size = len(members)
         scale = jnp.asarray(block.prior_scale).reshape(size, size) + scatters[block.level][
             np.ix_(members, members)]
         draw = conjugate.inverse_wishart_from_variates(scale, chi2, normals)
-        for i, j, index in block.entries:
-            x = x.at[index].set(draw[i, j])
+        rows, columns, indices = (np.asarray(v) for v in zip(*block.entries))
+        x = x.at[indices].set(draw[rows, columns])
     return x
 
 

@@ -10,8 +10,15 @@ Coefficients: the complete-data log density of levels without marginalised laten
 variables is ``-|r(v)|^2 / 2`` for a residual vector ``r`` affine in the coefficients
 ``v`` (innovations whitened by the innovation covariance, and normal priors); its
 Jacobian J (from r at 0 and at the unit vectors) gives ``P = J'J`` and ``h = -J' r(0)``.
+When the block holds only between-level regression coefficients (intercepts, slopes on
+between covariates and on other between variables, of variables with an innovation),
+each coefficient enters one innovation row with a regressor column of
+``U_j = [zb_j, 1, w_j]``: then ``P`` and ``h`` follow from ``U'U`` and
+``U' zeta Psi^-1`` alone (a seemingly-unrelated regression), without the Jacobian.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
@@ -40,6 +47,11 @@ def between_affine_map(layout: Layout, prep: density.Prepared, arrays):
     return z0, z1
 
 
+def _state_is_between(layout: Layout) -> bool:
+    """True when the state is every between value in order (zb = s)."""
+    return layout.stochastic == tuple(range(layout.nb))
+
+
 def design_derivatives(layout: Layout, prep: density.Prepared) -> jax.Array:
     """(nb, p, m): G_k with R_j = R0 - sum_k zb_k G_k, R = [I_p, -design]."""
     p, m = layout.p, layout.p + 1 + layout.q
@@ -63,9 +75,12 @@ def between_state_quadratic(layout: Layout, prep: density.Prepared, arrays):
     g = design_derivatives(layout, prep)
     gl = linalg.solve_lower(prep.chol_sigma[None], g)  # (nb, p, m)
     r0l = linalg.solve_lower(prep.chol_sigma, r0)     # (p, m)
-    moments = arrays["moments"]
-    prec = jnp.einsum("kpm,jmn,lpn->jkl", gl, moments, gl)
-    lin = jnp.einsum("kpm,jmn,pn->jk", gl, moments, r0l)
+    # both terms are linear in the moments: one product (J, m^2) x (m^2, nb^2 + nb)
+    nb, m = layout.nb, r0.shape[1]
+    terms = jnp.concatenate([jnp.einsum("kpm,lpn->mnkl", gl, gl).reshape(m * m, nb * nb),
+                             jnp.einsum("kpm,pn->mnk", gl, r0l).reshape(m * m, nb)], axis=1)
+    out = arrays["moments"].reshape(-1, m * m) @ terms
+    prec, lin = out[:, :nb * nb].reshape(-1, nb, nb), out[:, nb * nb:]
     external = "state_prior_precision" in arrays
     if not external:
         t = np.asarray(layout.innovations)
@@ -78,9 +93,12 @@ def between_state_quadratic(layout: Layout, prep: density.Prepared, arrays):
         dl = linalg.solve_lower(prep.chol_psi, d.T).T
         prec = prec + (c.T @ c)[None]
         lin = lin + dl @ c
-    z0, z1 = between_affine_map(layout, prep, arrays)
-    prec_s = jnp.einsum("ak,jab,bl->jkl", z1, prec, z1)
-    lin_s = (lin - jnp.einsum("jab,jb->ja", prec, z0)) @ z1
+    if _state_is_between(layout):  # zb = s: nothing to map
+        prec_s, lin_s = prec, lin
+    else:
+        z0, z1 = between_affine_map(layout, prep, arrays)
+        prec_s = jnp.einsum("ak,jab,bl->jkl", z1, prec, z1)
+        lin_s = (lin - jnp.einsum("jab,jb->ja", prec, z0)) @ z1
     if external:
         prec_s = prec_s + arrays["state_prior_precision"][None]
         lin_s = lin_s + arrays["state_prior_linear"]
@@ -127,3 +145,79 @@ def whitened_residuals(layout: Layout, spec, x, state, arrays, factors, priors,
 def moment_factors(moments: jax.Array) -> jax.Array:
     """(J, m, m) F_j with F_j F_j' = M_j (M_j may be singular: linalg.psd_factor)."""
     return linalg.psd_factor(moments)
+
+
+def coefficient_quadratic(layout: Layout, spec, x, state, arrays, factors, priors,
+                          levels: frozenset[int], idx: np.ndarray):
+    """Precision (nc, nc) and linear term (nc,) of the coefficients ``x[idx]`` from the
+    Jacobian of :func:`whitened_residuals` (r is affine in them: its values at 0 and at
+    the unit vectors give the Jacobian's columns exactly)."""
+    def residuals(v):
+        return whitened_residuals(layout, spec, x.at[idx].set(v), state, arrays, factors,
+                                  priors, levels)
+    basis = jnp.concatenate([jnp.zeros((1, len(idx))), jnp.eye(len(idx))])
+    at_basis = jax.vmap(residuals)(basis)
+    r0, jac = at_basis[0], (at_basis[1:] - at_basis[0]).T
+    return jac.T @ jac, -jac.T @ r0
+
+
+@dataclass(frozen=True)
+class BetweenRegression:
+    """Where the coefficients of a between-level block enter the innovations: occurrence
+    o sets coefficient ``coefficient[o]`` (position in the block) in innovation row
+    ``row[o]`` (position in layout.innovations) with regressor ``column[o]`` of
+    ``U = [zb, 1, w]``; ``prior`` (position, mean, sd) of normal priors."""
+    coefficient: tuple[int, ...]
+    row: tuple[int, ...]
+    column: tuple[int, ...]
+    prior: tuple[tuple[int, float, float], ...]
+
+
+def between_regression(layout: Layout, idx, levels: frozenset[int],
+                       priors) -> BetweenRegression | None:
+    """The occurrences of the coefficients ``idx`` when every one is an intercept or a
+    slope in an innovation's equation of the between level (None otherwise: the
+    Jacobian form serves)."""
+    if levels != frozenset({2}) or layout.collapsed or layout.deterministic:
+        return None
+    rows = {k: t for t, k in enumerate(layout.innovations)}
+    nb = layout.nb
+    coefficient, row, column = [], [], []
+    for c, k in enumerate(idx):
+        for block, matrix, cell in layout.spec.free_cells(int(k)):
+            if block != 1 or matrix not in ("alpha", "gamma", "beta") or cell[0] not in rows:
+                return None
+            coefficient.append(c)
+            row.append(rows[cell[0]])
+            column.append({"beta": lambda: cell[1], "alpha": lambda: nb,
+                           "gamma": lambda: nb + 1 + cell[1]}[matrix]())
+    position = {int(k): c for c, k in enumerate(idx)}
+    prior = tuple((position[k], mean, sd) for k, mean, sd in priors)
+    return BetweenRegression(tuple(coefficient), tuple(row), tuple(column), prior)
+
+
+def between_regression_quadratic(plan: BetweenRegression, layout: Layout,
+                                 prep: density.Prepared, zb, arrays, v):
+    """Precision (nc, nc) and linear term (nc,) of a between-level coefficient block from
+    ``U'U`` and ``U' zeta Psi^-1`` (zeta (J, |T|) the innovations at the current
+    coefficients ``v`` (nc,)): the log density is ``-sum_j zeta_j' Psi^-1 zeta_j / 2``
+    with ``d zeta_j[row] / d v = -U_j[column]`` per occurrence."""
+    n_coef, n_occ = len(v), len(plan.coefficient)
+    u = jnp.concatenate([zb, jnp.ones((zb.shape[0], 1), zb.dtype), arrays["w"]], axis=1)
+    zeta = jax.vmap(lambda z, w: density.between_innovations(layout, prep, z, w))(
+        zb, arrays["w"])
+    inverse_chol = linalg.solve_lower(prep.chol_psi, jnp.eye(len(layout.innovations)))
+    psi_inverse = inverse_chol.T @ inverse_chol
+    to_coef = np.zeros((n_occ, n_coef))
+    to_coef[np.arange(n_occ), plan.coefficient] = 1.0
+    rows, columns = np.asarray(plan.row), np.asarray(plan.column)
+    gram = linalg.outer_sum(u, u)
+    pairs = psi_inverse[np.ix_(rows, rows)] * gram[np.ix_(columns, columns)]   # (O, O)
+    precision = to_coef.T @ pairs @ to_coef
+    cross = linalg.outer_sum(u, zeta @ psi_inverse)                         # (k, |T|)
+    linear = to_coef.T @ cross[columns, rows] + precision @ v
+    if plan.prior:
+        at, mean, sd = (np.asarray(a) for a in zip(*plan.prior))
+        precision = precision.at[at, at].add(1.0 / sd ** 2)
+        linear = linear.at[at].add(mean / sd ** 2)
+    return precision, linear
