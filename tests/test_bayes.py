@@ -227,7 +227,8 @@ def test_draws_do_not_depend_on_how_chains_are_grouped_on_threads():
 
 def test_cpu_compiler_options_leave_the_draws_as_they_are(monkeypatch):
     """The sampler's CPU programs are compiled with their own XLA options (older loop
-    emitters, no YNN library): faster to compile, the same draws as XLA's defaults."""
+    emitters, no YNN library, memory-optimised schedule): faster to compile and run,
+    the same draws as XLA's defaults."""
     assert driver.compiler_options() == driver.CPU_COMPILER_OPTIONS  # the suite runs on a CPU
     analysis = _random_slope_analysis(seed=6)
     options = BayesOptions(chains=2, fbiterations=200, **QUIET)
@@ -238,6 +239,16 @@ def test_cpu_compiler_options_leave_the_draws_as_they_are(monkeypatch):
     driver._compiled_chunk.cache_clear()
     assert default.compile_seconds > 0.5  # compiled afresh, not from the cache
     np.testing.assert_allclose(tuned.draws, default.draws, rtol=0, atol=1e-10)
+
+
+def test_compiler_options_this_xla_does_not_know_are_left_out(monkeypatch):
+    monkeypatch.setattr(driver, "compiler_options",
+                        lambda: {"xla_cpu_no_such_option": True, "xla_cpu_scheduler_type": 1})
+    program = driver.compile_with_options(jax.jit(lambda a: a * 2.0).lower(1.0))
+    assert float(program(3.0)) == 6.0
+    monkeypatch.setattr(driver, "compiler_options", lambda: {"xla_cpu_scheduler_type": "x"})
+    with pytest.raises(Exception):  # a known option with a bad value still fails
+        driver.compile_with_options(jax.jit(lambda a: a * 2.0).lower(1.0))
 
 
 @pytest.mark.parametrize("kind", ["sem", "ordinal", "regression_with_missing"])

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -357,18 +358,37 @@ def default_starts(layout: Layout, arrays) -> np.ndarray:
     return x
 
 
-# XLA options for the sampler's programs on a CPU, set per program (not process-wide):
-# XLA's older loop emitters compile the sweep's many small fusions in about 30% less
-# time than its MLIR fusion emitters, and plain loops run the tiny batched products of a
-# sweep faster than the YNN library (random slope 14%, three levels 20%; two-level CFA
-# and SEM within timing noise); the draws are the same (bench/README.md).
+# XLA options for the sampler's programs on a CPU, set per program (not process-wide),
+# measured on the bench models (4 chains, one core; bench/README.md): XLA's older loop
+# emitters compile the sweep's many small fusions in about 30% less time than its MLIR
+# fusion emitters; plain loops run the tiny batched products of a sweep faster than the
+# YNN library (random slope 14%, three levels 20%); the memory-optimised schedule (1)
+# runs a sweep's thousand-odd small kernels in sequence instead of handing independent
+# ones to other threads (two-level CFA 24%, random slope 14%, SEM 4% faster; the same on
+# two chain groups). The draws are the same (test). Options this jaxlib does not know
+# are left out.
 CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False,
-                        "xla_cpu_experimental_ynn_fusion_type": ""}
+                        "xla_cpu_experimental_ynn_fusion_type": "",
+                        "xla_cpu_scheduler_type": 1}
 
 
 def compiler_options() -> dict | None:
     """The XLA options for sampler programs on the default backend (None: XLA's own)."""
     return dict(CPU_COMPILER_OPTIONS) if jax.default_backend() == "cpu" else None
+
+
+def compile_with_options(lowered):
+    """``lowered.compile`` with :func:`compiler_options`, leaving out any option that
+    this XLA does not know (options come and go between jaxlib versions)."""
+    options = compiler_options()
+    while True:
+        try:
+            return lowered.compile(compiler_options=options or None)
+        except jax.errors.JaxRuntimeError as error:
+            unknown = re.search(r"No such compile option: '(\w+)'", str(error))
+            if not options or unknown is None or unknown.group(1) not in options:
+                raise
+            options = {k: v for k, v in options.items() if k != unknown.group(1)}
 
 
 @functools.lru_cache(maxsize=16)
@@ -412,9 +432,9 @@ def _compiled_chunk(layout: Layout, schedule, n_adapt: int, chunk: int, thin: in
     states = jax.tree_util.tree_map(
         lambda a: jax.ShapeDtypeStruct((chains,) + a.shape, a.dtype), state)
     key = jax.ShapeDtypeStruct(jax.random.PRNGKey(0).shape, jnp.uint32)
-    compiled = runner.lower(arrays, states, key, jax.ShapeDtypeStruct((), jnp.int32),
-                            jax.ShapeDtypeStruct((chains,), jnp.int32)).compile(
-                                compiler_options=compiler_options())
+    compiled = compile_with_options(runner.lower(
+        arrays, states, key, jax.ShapeDtypeStruct((), jnp.int32),
+        jax.ShapeDtypeStruct((chains,), jnp.int32)))
     return compiled, 'custom_call_target="lapack' not in compiled.as_text()
 
 
