@@ -204,20 +204,30 @@ def poolable(layout: Layout) -> bool:
 def pooled_within_moments(layout: Layout, zb: jax.Array, arrays) -> jax.Array:
     """(m, m) sum over all observations of u u' with u = [y - between shifts, 1, c].
 
-    Valid when :func:`poolable`; zb (J, nb) are the clusters' between values.
+    Valid when :func:`poolable`; zb (J, nb) are the clusters' between values. The shift
+    of cluster j is u -> T_j u with T_j = I - sum_k zb_jk E_k (E_k static: where
+    between variable k enters), so the sum is S - sum_k (E_k A_k + A_k' E_k') +
+    sum_kl E_k B_kl E_l' with S = sum_j M_j, A_k = sum_j zb_jk M_j and B_kl = sum_j
+    zb_jk zb_jl M_j: two products of the moments (J, m^2) with the between values,
+    instead of a product of three m x m matrices per cluster.
     """
-    p, q = layout.p, layout.q
-    parts = jnp.asarray(part_matrix(layout))
-
-    def transform(z):
-        t = jnp.eye(p + 1 + q)
-        t = t.at[:p, p].set(-parts @ z)
-        for row, col, source in layout.random_slopes:
-            t = t.at[row, p + 1 + col].add(-z[source])
-        return t
-
-    t = jax.vmap(transform)(zb)
-    return jnp.einsum("jab,jbc,jdc->ad", t, arrays["moments"], t)
+    p, m, nb = layout.p, layout.p + 1 + layout.q, layout.nb
+    shifts = np.zeros((nb, m, m))
+    for i, k in layout.parts:
+        shifts[k, i, p] += 1.0
+    for row, col, source in layout.random_slopes:
+        shifts[source, row, p + 1 + col] += 1.0
+    used = np.flatnonzero(shifts.any(axis=(1, 2)))   # between variables that shift u
+    shifts, z = shifts[used], zb[:, used]
+    k = len(used)
+    flat = arrays["moments"].reshape(-1, m * m)
+    weights = jnp.concatenate([jnp.ones((z.shape[0], 1), z.dtype), z,
+                               (z[:, :, None] * z[:, None, :]).reshape(-1, k * k)], axis=1)
+    sums = (weights.T @ flat).reshape(1 + k + k * k, m, m)
+    a, b = sums[1:1 + k], sums[1 + k:].reshape(k, k, m, m)
+    linear = jnp.einsum("kab,kbc->ac", shifts, a)
+    return (sums[0] - linear - linear.T
+            + jnp.einsum("kab,klbc,ldc->ad", shifts, b, shifts))
 
 
 def within_pooled_loglik(layout: Layout, prep: Prepared, pooled: jax.Array,

@@ -75,12 +75,20 @@ def between_state_quadratic(layout: Layout, prep: density.Prepared, arrays):
     g = design_derivatives(layout, prep)
     gl = linalg.solve_lower(prep.chol_sigma[None], g)  # (nb, p, m)
     r0l = linalg.solve_lower(prep.chol_sigma, r0)     # (p, m)
-    # both terms are linear in the moments: one product (J, m^2) x (m^2, nb^2 + nb)
+    # both terms are linear in the symmetric moments: one product of their upper
+    # triangles (J, m(m+1)/2) with the terms (m(m+1)/2, nb(nb+1)/2 + nb)
     nb, m = layout.nb, r0.shape[1]
-    terms = jnp.concatenate([jnp.einsum("kpm,lpn->mnkl", gl, gl).reshape(m * m, nb * nb),
-                             jnp.einsum("kpm,pn->mnk", gl, r0l).reshape(m * m, nb)], axis=1)
-    out = arrays["moments"].reshape(-1, m * m) @ terms
-    prec, lin = out[:, :nb * nb].reshape(-1, nb, nb), out[:, nb * nb:]
+    upper_m, upper_nb = np.triu_indices(m), np.triu_indices(nb)
+    terms = jnp.concatenate([jnp.einsum("kpm,lpn->mnkl", gl, gl)[:, :, upper_nb[0],
+                                                                upper_nb[1]],
+                             jnp.einsum("kpm,pn->mnk", gl, r0l)], axis=2)       # (m, m, c)
+    off_diagonal = (upper_m[0] != upper_m[1])[:, None]
+    terms = (terms[upper_m] + jnp.where(off_diagonal, terms[upper_m[1], upper_m[0]], 0.0))
+    out = arrays["moments"][:, upper_m[0], upper_m[1]] @ terms
+    n_pairs = len(upper_nb[0])
+    pair_of = np.zeros((nb, nb), dtype=int)
+    pair_of[upper_nb] = pair_of[upper_nb[1], upper_nb[0]] = np.arange(n_pairs)
+    prec, lin = out[:, pair_of], out[:, n_pairs:]
     external = "state_prior_precision" in arrays
     if not external:
         t = np.asarray(layout.innovations)
