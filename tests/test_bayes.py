@@ -117,11 +117,22 @@ def _random_slope_analysis(seed=0, clusters=60, size=20, missing=False):
     return model.prepare(frame)
 
 
-@pytest.mark.parametrize("missing", [False, True])
-def test_fast_between_block_matches_autodiff_form(missing):
+@pytest.mark.parametrize("case", ["complete", "missing", "between_outcome"])
+def test_fast_between_block_matches_autodiff_form(case):
     """The batched precision/linear terms of the between state equal the ones derived
-    by autodiff from the complete-data log density of each cluster."""
-    layout, arrays = build_layout(_random_slope_analysis(missing=missing))
+    by autodiff from the complete-data log density of each cluster (random slopes;
+    missing outcomes; a between-only outcome z, whose known values enter the state's
+    conditional)."""
+    if case == "between_outcome":
+        model = jaxsem.Model.from_mplus(
+            "%WITHIN%\n y1 y2 ON x;\n %BETWEEN%\n y1 ON w;\n z ON y1 y2;",
+            within=["x"], between=["w", "z"], clusters=["c"])
+        frame = model.spec.simulate(model.spec.start_values(), jax.random.PRNGKey(2),
+                                    [7] * 30, cluster_names=["c"])
+        layout, arrays = build_layout(model.prepare(frame))
+        assert layout.known and not layout.deterministic
+    else:
+        layout, arrays = build_layout(_random_slope_analysis(missing=case == "missing"))
     spec = layout.spec
     x = spec.start_values() + 0.1
     prep = density.prepare(layout, spec.unpack(x))

@@ -47,11 +47,6 @@ def between_affine_map(layout: Layout, prep: density.Prepared, arrays):
     return z0, z1
 
 
-def _state_is_between(layout: Layout) -> bool:
-    """True when the state is every between value in order (zb = s)."""
-    return layout.stochastic == tuple(range(layout.nb))
-
-
 def design_derivatives(layout: Layout, prep: density.Prepared) -> jax.Array:
     """(nb, p, m): G_k with R_j = R0 - sum_k zb_k G_k, R = [I_p, -design]."""
     p, m = layout.p, layout.p + 1 + layout.q
@@ -101,8 +96,12 @@ def between_state_quadratic(layout: Layout, prep: density.Prepared, arrays):
         dl = linalg.solve_lower(prep.chol_psi, d.T).T
         prec = prec + (c.T @ c)[None]
         lin = lin + dl @ c
-    if _state_is_between(layout):  # zb = s: nothing to map
-        prec_s, lin_s = prec, lin
+    if not layout.deterministic:  # zb holds s and the known values: a selection
+        s_idx = np.asarray(layout.stochastic, dtype=int)
+        k_idx = np.asarray(layout.known, dtype=int)
+        prec_s = prec[:, s_idx][:, :, s_idx]
+        lin_s = lin[:, s_idx] - jnp.einsum("jsk,jk->js", prec[:, s_idx][:, :, k_idx],
+                                           arrays["known"])
     else:
         z0, z1 = between_affine_map(layout, prep, arrays)
         prec_s = jnp.einsum("ak,jab,bl->jkl", z1, prec, z1)
