@@ -92,6 +92,15 @@ def symmetric_eigen(a: jax.Array, sweeps: int = 10) -> tuple[jax.Array, jax.Arra
     return jnp.diagonal(a), vectors
 
 
+def upper_triangle(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows and columns of the n(n+1)/2 upper-triangle entries of an n x n symmetric
+    matrix, and (n, n) the position of each entry among them (both triangles)."""
+    rows, cols = np.triu_indices(n)
+    position = np.zeros((n, n), dtype=int)
+    position[rows, cols] = position[cols, rows] = np.arange(len(rows))
+    return rows, cols, position
+
+
 def outer_sum(a: jax.Array, b: jax.Array) -> jax.Array:
     """sum_n a_n b_n' over the leading axis: a (n, k), b (n, l) -> (k, l), for small k
     and l: a broadcast product and a reduction, which XLA's CPU emitters run several

@@ -220,11 +220,13 @@ def pooled_within_moments(layout: Layout, zb: jax.Array, arrays) -> jax.Array:
     used = np.flatnonzero(shifts.any(axis=(1, 2)))   # between variables that shift u
     shifts, z = shifts[used], zb[:, used]
     k = len(used)
-    flat = arrays["moments"].reshape(-1, m * m)
+    # symmetric: the upper triangles of the moments and of zb zb' suffice
+    rows_m, cols_m, full_m = linalg.upper_triangle(m)
+    rows_k, cols_k, full_k = linalg.upper_triangle(k)
     weights = jnp.concatenate([jnp.ones((z.shape[0], 1), z.dtype), z,
-                               (z[:, :, None] * z[:, None, :]).reshape(-1, k * k)], axis=1)
-    sums = (weights.T @ flat).reshape(1 + k + k * k, m, m)
-    a, b = sums[1:1 + k], sums[1 + k:].reshape(k, k, m, m)
+                               z[:, rows_k] * z[:, cols_k]], axis=1)
+    sums = (weights.T @ arrays["moments"][:, rows_m, cols_m])[:, full_m]   # (., m, m)
+    a, b = sums[1:1 + k], sums[1 + k:][full_k]
     linear = jnp.einsum("kab,kbc->ac", shifts, a)
     return (sums[0] - linear - linear.T
             + jnp.einsum("kab,klbc,ldc->ad", shifts, b, shifts))

@@ -72,18 +72,14 @@ def between_state_quadratic(layout: Layout, prep: density.Prepared, arrays):
     r0l = linalg.solve_lower(prep.chol_sigma, r0)     # (p, m)
     # both terms are linear in the symmetric moments: one product of their upper
     # triangles (J, m(m+1)/2) with the terms (m(m+1)/2, nb(nb+1)/2 + nb)
-    nb, m = layout.nb, r0.shape[1]
-    upper_m, upper_nb = np.triu_indices(m), np.triu_indices(nb)
-    terms = jnp.concatenate([jnp.einsum("kpm,lpn->mnkl", gl, gl)[:, :, upper_nb[0],
-                                                                upper_nb[1]],
+    rows_m, cols_m, _ = linalg.upper_triangle(r0.shape[1])
+    rows_b, cols_b, full_b = linalg.upper_triangle(layout.nb)
+    terms = jnp.concatenate([jnp.einsum("kpm,lpn->mnkl", gl, gl)[:, :, rows_b, cols_b],
                              jnp.einsum("kpm,pn->mnk", gl, r0l)], axis=2)       # (m, m, c)
-    off_diagonal = (upper_m[0] != upper_m[1])[:, None]
-    terms = (terms[upper_m] + jnp.where(off_diagonal, terms[upper_m[1], upper_m[0]], 0.0))
-    out = arrays["moments"][:, upper_m[0], upper_m[1]] @ terms
-    n_pairs = len(upper_nb[0])
-    pair_of = np.zeros((nb, nb), dtype=int)
-    pair_of[upper_nb] = pair_of[upper_nb[1], upper_nb[0]] = np.arange(n_pairs)
-    prec, lin = out[:, pair_of], out[:, n_pairs:]
+    terms = terms[rows_m, cols_m] + jnp.where((rows_m != cols_m)[:, None],
+                                              terms[cols_m, rows_m], 0.0)
+    out = arrays["moments"][:, rows_m, cols_m] @ terms
+    prec, lin = out[:, full_b], out[:, len(rows_b):]
     external = "state_prior_precision" in arrays
     if not external:
         t = np.asarray(layout.innovations)
