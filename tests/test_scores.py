@@ -122,7 +122,9 @@ def test_demo_twolevel_scores_agree_with_lavaan():
     the ML estimates; bench/peers/fscores_lavaan.R) on Demo.twolevel (2500 rows, 200
     clusters). With this much data the posterior means of the Bayes scores differ from
     them by Monte Carlo error: z = difference / (posterior SD / sqrt(draws)) has mean
-    |z| about 0.8 and, over 2500 values, a maximum about 4."""
+    |z| about 0.8 and, over 2500 values, a maximum about 4. The between scores differ
+    also because they integrate over the between parameters (200 clusters) instead of
+    fixing them at the ML values: mean |z| 0.91-1.02 over seeds 1-3 (mean z +0.1)."""
     root = Path(__file__).resolve().parents[1] / "bench/peers"
     reference = json.loads((root / "outputs/fscores_lavaan.json").read_text())
     frame = pd.read_csv(root / "data/Demo.twolevel.csv")
@@ -132,11 +134,12 @@ def test_demo_twolevel_scores_agree_with_lavaan():
                     bseed=1, progress=False)
     result = scores.draw_factor_scores(fit, 200)
     assert reference["between_cluster_id"] == list(range(1, 201))
-    for draws, expected in ((result.within[:, :, 0], reference["within_scores"]),
-                            (result.between[:, :, result.between_names.index("FB")],
-                             reference["between_scores"])):
+    for draws, expected, mean_bound in (
+            (result.within[:, :, 0], reference["within_scores"], 1.0),
+            (result.between[:, :, result.between_names.index("FB")],
+             reference["between_scores"], 1.25)):
         z = (draws.mean(0) - np.asarray(expected)) / (draws.std(0) / np.sqrt(len(draws)))
-        assert np.abs(z).mean() < 1.0 and np.abs(z).max() < 5.5
+        assert np.abs(z).mean() < mean_bound and np.abs(z).max() < 5.5
 
 
 def test_ml_empirical_bayes_scores_equal_lavaan():

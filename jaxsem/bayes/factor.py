@@ -52,7 +52,9 @@ from jaxsem.kernels import gaussian, linalg
 from jaxsem.priors import Prior, default_prior, log_prob
 
 CYCLES = (1, 1)   # cycles per sweep of steps 1-3 (within, between)
-STEPS = (2, 3)    # independence steps per sweep (within, between)
+# independence steps per sweep (within, between); 5 between steps instead of 3 gave
+# 8-32% more min-ESS/s on the bench CFA and 20-44% on the Demo SEM (4 seeds each)
+STEPS = (2, 5)
 
 
 @dataclass(frozen=True)
