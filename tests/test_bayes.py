@@ -240,11 +240,13 @@ def test_cpu_compiler_options_leave_the_draws_as_they_are(monkeypatch):
     """The sampler's CPU programs are compiled with their own XLA options (older loop
     emitters, no YNN library, memory-optimised schedule): faster to compile and run,
     the same draws as XLA's defaults."""
-    assert driver.compiler_options() == driver.CPU_COMPILER_OPTIONS  # the suite runs on a CPU
+    # the suite runs on a CPU; the loop emitters only without per-observation draws
+    assert driver.compiler_options() == {**driver.CPU_COMPILER_OPTIONS, **driver.LOOP_EMITTERS}
+    assert driver.compiler_options(per_observation=True) == driver.CPU_COMPILER_OPTIONS
     analysis = _random_slope_analysis(seed=6)
     options = BayesOptions(chains=2, fbiterations=200, **QUIET)
     tuned = fit_bayes(analysis, options)
-    monkeypatch.setattr(driver, "compiler_options", lambda: None)
+    monkeypatch.setattr(driver, "compiler_options", lambda per_observation=False: None)
     driver._compiled_chunk.cache_clear()
     default = fit_bayes(analysis, options)
     driver._compiled_chunk.cache_clear()
@@ -253,11 +255,12 @@ def test_cpu_compiler_options_leave_the_draws_as_they_are(monkeypatch):
 
 
 def test_compiler_options_this_xla_does_not_know_are_left_out(monkeypatch):
-    monkeypatch.setattr(driver, "compiler_options",
-                        lambda: {"xla_cpu_no_such_option": True, "xla_cpu_scheduler_type": 1})
+    monkeypatch.setattr(driver, "compiler_options", lambda per_observation=False: {
+        "xla_cpu_no_such_option": True, "xla_cpu_scheduler_type": 1})
     program = driver.compile_with_options(jax.jit(lambda a: a * 2.0).lower(1.0))
     assert float(program(3.0)) == 6.0
-    monkeypatch.setattr(driver, "compiler_options", lambda: {"xla_cpu_scheduler_type": "x"})
+    monkeypatch.setattr(driver, "compiler_options",
+                        lambda per_observation=False: {"xla_cpu_scheduler_type": "x"})
     with pytest.raises(Exception):  # a known option with a bad value still fails
         driver.compile_with_options(jax.jit(lambda a: a * 2.0).lower(1.0))
 

@@ -361,26 +361,32 @@ def default_starts(layout: Layout, arrays) -> np.ndarray:
 # XLA options for the sampler's programs on a CPU, set per program (not process-wide),
 # measured on the bench models (4 chains, one core; bench/README.md): XLA's older loop
 # emitters compile the sweep's many small fusions in about 30% less time than its MLIR
-# fusion emitters; plain loops run the tiny batched products of a sweep faster than the
-# YNN library (random slope 14%, three levels 20%); the memory-optimised schedule (1)
-# runs a sweep's thousand-odd small kernels in sequence instead of handing independent
-# ones to other threads (two-level CFA 24%, random slope 14%, SEM 4% faster; the same on
-# two chain groups). The draws are the same (test). Options this jaxlib does not know
-# are left out.
-CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False,
-                        "xla_cpu_experimental_ynn_fusion_type": "",
+# fusion emitters, but run large elementwise work (the latent responses of categorical
+# outcomes, per observation) slower (ordinal CFA 21 -> 30 s), so they are used only
+# without it; plain loops run the tiny batched products of a sweep faster than the YNN
+# library (random slope 14%, three levels 20%); the memory-optimised schedule (1) runs
+# a sweep's thousand-odd small kernels in sequence instead of handing independent ones
+# to other threads (two-level CFA 24%, random slope 14%, SEM 4% faster; the same on two
+# chain groups). The draws are the same (test). Options this jaxlib does not know are
+# left out.
+CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "",
                         "xla_cpu_scheduler_type": 1}
+LOOP_EMITTERS = {"xla_cpu_use_fusion_emitters": False}
 
 
-def compiler_options() -> dict | None:
-    """The XLA options for sampler programs on the default backend (None: XLA's own)."""
-    return dict(CPU_COMPILER_OPTIONS) if jax.default_backend() == "cpu" else None
+def compiler_options(per_observation: bool = False) -> dict | None:
+    """The XLA options for sampler programs on the default backend (None: XLA's own);
+    ``per_observation``: the sweep draws values per observation (latent responses)."""
+    if jax.default_backend() != "cpu":
+        return None
+    return dict(CPU_COMPILER_OPTIONS) if per_observation else {**CPU_COMPILER_OPTIONS,
+                                                               **LOOP_EMITTERS}
 
 
-def compile_with_options(lowered):
+def compile_with_options(lowered, per_observation: bool = False):
     """``lowered.compile`` with :func:`compiler_options`, leaving out any option that
     this XLA does not know (options come and go between jaxlib versions)."""
-    options = compiler_options()
+    options = compiler_options(per_observation)
     while True:
         try:
             return lowered.compile(compiler_options=options or None)
@@ -432,9 +438,11 @@ def _compiled_chunk(layout: Layout, schedule, n_adapt: int, chunk: int, thin: in
     states = jax.tree_util.tree_map(
         lambda a: jax.ShapeDtypeStruct((chains,) + a.shape, a.dtype), state)
     key = jax.ShapeDtypeStruct(jax.random.PRNGKey(0).shape, jnp.uint32)
+    latent_responses = any(getattr(schedule, name, ()) for name in ("categorical",
+                                                                     "between_categorical"))
     compiled = compile_with_options(runner.lower(
         arrays, states, key, jax.ShapeDtypeStruct((), jnp.int32),
-        jax.ShapeDtypeStruct((chains,), jnp.int32)))
+        jax.ShapeDtypeStruct((chains,), jnp.int32)), per_observation=latent_responses)
     return compiled, 'custom_call_target="lapack' not in compiled.as_text()
 
 
