@@ -192,8 +192,12 @@ def between_regression(layout: Layout, idx, levels: frozenset[int],
                 return None
             coefficient.append(c)
             row.append(rows[cell[0]])
-            column.append({"beta": lambda: cell[1], "alpha": lambda: nb,
-                           "gamma": lambda: nb + 1 + cell[1]}[matrix]())
+            if matrix == "beta":        # slope on another between variable
+                column.append(cell[1])
+            elif matrix == "alpha":     # intercept
+                column.append(nb)
+            else:                       # slope on a between covariate
+                column.append(nb + 1 + cell[1])
     position = {int(k): c for c, k in enumerate(idx)}
     prior = tuple((position[k], mean, sd) for k, mean, sd in priors)
     return BetweenRegression(tuple(coefficient), tuple(row), tuple(column), prior)
