@@ -438,11 +438,9 @@ def _compiled_chunk(layout: Layout, schedule, n_adapt: int, chunk: int, thin: in
     states = jax.tree_util.tree_map(
         lambda a: jax.ShapeDtypeStruct((chains,) + a.shape, a.dtype), state)
     key = jax.ShapeDtypeStruct(jax.random.PRNGKey(0).shape, jnp.uint32)
-    latent_responses = any(getattr(schedule, name, ()) for name in ("categorical",
-                                                                     "between_categorical"))
     compiled = compile_with_options(runner.lower(
         arrays, states, key, jax.ShapeDtypeStruct((), jnp.int32),
-        jax.ShapeDtypeStruct((chains,), jnp.int32)), per_observation=latent_responses)
+        jax.ShapeDtypeStruct((chains,), jnp.int32)), per_observation=schedule.latent_responses)
     return compiled, 'custom_call_target="lapack' not in compiled.as_text()
 
 

@@ -72,6 +72,11 @@ class Schedule:
     between_categorical: tuple[categorical.CategoricalColumn, ...] = ()
     scale_moves: tuple[categorical.ScaleMove, ...] = ()
 
+    @property
+    def latent_responses(self) -> bool:
+        """Whether a sweep draws latent responses (categorical outcomes)."""
+        return bool(self.categorical or self.between_categorical)
+
     def describe(self, names: list[str]) -> list[str]:
         """One line per block, for the report."""
         lines = []

@@ -32,6 +32,10 @@ class ViewSchedules:
     def factor_levels(self) -> tuple:
         return self.first.factor_levels + self.second.factor_levels
 
+    @property
+    def latent_responses(self) -> bool:
+        return self.first.latent_responses or self.second.latent_responses
+
     def describe(self, names: list[str]) -> list[str]:
         return [f"{label}: {line}" for label, schedule in zip(self.labels, (self.first,
                                                                              self.second))
