@@ -13,6 +13,7 @@ import jax.numpy as jnp
 from jax.scipy.special import ndtr
 
 from jaxsem.kernels import linalg
+from jaxsem.kernels.normal import GOLDEN_GAMMA, open_uniform, splitmix64
 
 
 def inverse_wishart_from_variates(scale: jax.Array, chi2: jax.Array,
@@ -31,20 +32,7 @@ def inverse_wishart_from_variates(scale: jax.Array, chi2: jax.Array,
     return factor @ factor.T
 
 
-GOLDEN_GAMMA = 0x9E3779B97F4A7C15
 MAX_REDRAW_ROUNDS = 1000
-
-
-def _splitmix64(x: jax.Array) -> jax.Array:
-    """SplitMix64's output function on uint64 ``x`` (Steele, Lea & Flood 2014)."""
-    x = (x ^ (x >> 30)) * jnp.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> 27)) * jnp.uint64(0x94D049BB133111EB)
-    return x ^ (x >> 31)
-
-
-def _open_uniform(bits: jax.Array) -> jax.Array:
-    """Uniform in (0, 1) from the top 53 of 64 random bits."""
-    return ((bits >> 11).astype(jnp.float64) + 0.5) * 2.0 ** -53
 
 
 def chi_square(df: jax.Array, normals: jax.Array, seed: jax.Array) -> jax.Array:
@@ -82,7 +70,7 @@ def chi_square(df: jax.Array, normals: jax.Array, seed: jax.Array) -> jax.Array:
     def redraw(state):
         value, accepted, round_ = state
         step = jnp.uint64(3) * round_.astype(jnp.uint64)
-        u = [_open_uniform(_splitmix64(
+        u = [open_uniform(splitmix64(
             base + (position + jnp.uint64(value.size) * (step + j)) * jnp.uint64(GOLDEN_GAMMA)))
             for j in (1, 2, 3)]
         z = jnp.sqrt(-2.0 * jnp.log(u[0])) * jnp.cos(2.0 * jnp.pi * u[1])

@@ -11,6 +11,7 @@ batched LAPACK kernels can deadlock its thread pool when called concurrently).
 """
 from __future__ import annotations
 
+import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -90,6 +91,26 @@ def symmetric_eigen(a: jax.Array, sweeps: int = 10) -> tuple[jax.Array, jax.Arra
         return a, vectors
     a, vectors = jax.lax.fori_loop(0, sweeps, sweep, (a, jnp.eye(d, dtype=a.dtype)))
     return jnp.diagonal(a), vectors
+
+
+def normal_terms(entries, values) -> tuple[jax.Array, jax.Array]:
+    """log det A and b' A^-1 b for many small positive definite systems given entry by
+    entry: ``entries[i][j]`` (j <= i) and ``values[i]`` are arrays of one batch shape.
+    The LDL' recursion (no square roots) on the entries as separate arrays, so that
+    every operation is a contiguous vector operation over the batch (a (..., d, d)
+    layout makes each entry a strided access). NaN where A is not positive definite."""
+    d = len(values)
+    unit = [[None] * d for _ in range(d)]
+    pivots, solved = [], []
+    for i in range(d):
+        for j in range(i):
+            s = entries[i][j] - sum(unit[i][k] * unit[j][k] * pivots[k] for k in range(j))
+            unit[i][j] = s / pivots[j]
+        pivots.append(entries[i][i] - sum(unit[i][k] ** 2 * pivots[k] for k in range(i)))
+        solved.append(values[i] - sum(unit[i][k] * solved[k] for k in range(i)))
+    positive = functools.reduce(jnp.logical_and, [q > 0 for q in pivots])
+    log_det = jnp.where(positive, jnp.log(functools.reduce(jnp.multiply, pivots)), jnp.nan)
+    return log_det, sum(y * y / q for y, q in zip(solved, pivots))
 
 
 def upper_triangle(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -431,20 +431,22 @@ def marginal_loglik(level: FactorLevel, mats, moments, n) -> jax.Array:
 def between_marginal_loglik(level: FactorLevel, mats, chol_c, z_hat, n, w) -> jax.Array:
     """Log density of the clusters' within estimates of their between values,
     z_hat_j ~ N(mu_j, Sigma_B + C / n_j): the between state and factors integrated out,
-    up to terms free of the between parameters. With C = L L' and
-    L^-1 Sigma_B L^-T = V D V', Sigma_B + C / n_j = L V (D + 1 / n_j) V' L': one
-    eigen decomposition instead of one Cholesky factor per cluster; up to SMALL
-    variables the per-cluster factors, element by element over the clusters, cost no
-    more and need no LAPACK (linalg's note)."""
+    up to terms free of the between parameters. Up to SMALL variables, per cluster by
+    the LDL' recursion on the entries s_ab + c_ab / n_j as (J,) vectors
+    (linalg.normal_terms); above, with C = L L' and L^-1 Sigma_B L^-T = V D V',
+    Sigma_B + C / n_j = L V (D + 1 / n_j) V' L': one eigen decomposition instead of one
+    factor per cluster."""
     sigma, r = _marginal_moments(level, mats)
-    mean = -jnp.concatenate([jnp.ones((w.shape[0], 1)), w], axis=1) @ r[:, level.p:].T
-    if level.p <= linalg.SMALL:
-        chol = linalg.cholesky(sigma[None] + (chol_c @ chol_c.T)[None] / n[:, None, None])
-        t = linalg.solve_lower(chol, (z_hat - mean)[:, :, None])[:, :, 0]   # (J, p)
-        log_det = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=1, axis2=2))
-                                - jnp.log(jnp.diagonal(chol_c))[None], axis=1)
-        return -0.5 * jnp.sum(log_det + jnp.sum(t * t, axis=1))
-    inv_l = linalg.solve_lower(chol_c, jnp.eye(level.p))
+    p = level.p
+    mean = -jnp.concatenate([jnp.ones((w.shape[0], 1)), w], axis=1) @ r[:, p:].T
+    if p <= linalg.SMALL:
+        c = chol_c @ chol_c.T
+        inverse_n = 1.0 / n
+        entries = [[sigma[i, j] + c[i, j] * inverse_n for j in range(i + 1)] for i in range(p)]
+        log_det, quad = linalg.normal_terms(entries, list((z_hat - mean).T))
+        return -0.5 * (jnp.sum(log_det + quad)
+                       - 2.0 * n.shape[0] * jnp.sum(jnp.log(jnp.diagonal(chol_c))))
+    inv_l = linalg.solve_lower(chol_c, jnp.eye(p))
     d, v = jnp.linalg.eigh(inv_l @ sigma @ inv_l.T)
     t = (z_hat - mean) @ (v.T @ inv_l).T                          # (J, p)
     scale = d[None] + 1.0 / n[:, None]
@@ -493,33 +495,38 @@ def independence_steps(level: FactorLevel, x, log_likelihood, proposal: Proposal
     def to_x(u):
         return x.at[idx].set(jnp.where(sds, u * u, u))
 
-    def log_weight(u):  # log target - log proposal, on (coefficients, sqrt(variances))
+    def log_weight(u, e_sq):
+        """log target - log proposal on (coefficients, sqrt(variances)); ``e_sq``: the
+        squared length of u's standardised offset from the proposal's mean."""
         positive = jnp.all(jnp.where(sds, u > 0, True))
         value = log_likelihood(to_x(u)) + _log_target(level, to_x(u), {}) + jnp.sum(
             jnp.where(sds, jnp.log(jnp.abs(u)), 0.0))
-        e = linalg.solve_lower(proposal.chol, (u - proposal.mean)[:, None],
-                               lapack=False)[:, 0]
-        value = value + 0.5 * (T_DF + len(idx)) * jnp.log1p(jnp.sum(e * e) / T_DF)
+        value = value + 0.5 * (T_DF + len(idx)) * jnp.log1p(e_sq / T_DF)
         return jnp.where(jnp.isnan(value) | ~positive, -jnp.inf, value)
 
+    # the proposals do not depend on the chain's position: the target at the current
+    # position and at every proposal is one batched evaluation (one set of kernels, not
+    # steps + 1), and only the accept/reject decisions run in sequence. A proposal's
+    # standardised offset is its noise: no triangular solve
+    u0 = jnp.where(sds, jnp.sqrt(x[idx]), x[idx])
+    e0 = linalg.solve_lower(proposal.chol, (u0 - proposal.mean)[:, None], lapack=False)[:, 0]
+    stretch = jnp.sqrt(T_DF / noise["chi2"])                                 # (steps,)
+    proposals = proposal.mean + (noise["normals"] @ proposal.chol.T) * stretch[:, None]
+    e_sq = jnp.concatenate([jnp.sum(e0 * e0)[None],
+                            jnp.sum(noise["normals"] ** 2, axis=1) * stretch ** 2])
+    weights = jax.vmap(log_weight)(jnp.concatenate([u0[None], proposals]), e_sq)
+    moving = iteration >= n_adapt // 2
+
     def step(carry, inputs):
-        # pass 0 evaluates the current position (one trace of the target, not two)
         u, weight = carry
-        first, step_noise = inputs
-        new = jnp.where(first, u, proposal.mean + proposal.chol @ step_noise["normals"]
-                        * jnp.sqrt(T_DF / step_noise["chi2"]))
-        new_weight = log_weight(new)
-        accept = first | ((iteration >= n_adapt // 2)
-                          & (jnp.log(step_noise["uniform"]) < new_weight - weight))
+        new, new_weight, uniform = inputs
+        accept = moving & (jnp.log(uniform) < new_weight - weight)
         u = jnp.where(accept, new, u)
         return (u, jnp.where(accept, new_weight, weight)), u
 
-    u = jnp.where(sds, jnp.sqrt(x[idx]), x[idx])
-    padded = jax.tree_util.tree_map(
-        lambda a: jnp.concatenate([jnp.ones_like(a[:1]), a]), noise)
-    first = jnp.arange(level.steps + 1) == 0
-    (u, _), path = jax.lax.scan(step, (u, -jnp.inf), (first, padded))
-    return to_x(u), _adapt(level, proposal, path[1], iteration, n_adapt)
+    (u, _), path = jax.lax.scan(step, (u0, weights[0]),
+                                (proposals, weights[1:], noise["uniform"]))
+    return to_x(u), _adapt(level, proposal, path[0], iteration, n_adapt)
 
 
 def _adapt(level: FactorLevel, proposal: Proposal, u, iteration, n_adapt: int) -> Proposal:
