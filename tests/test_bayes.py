@@ -14,7 +14,7 @@ import jaxsem
 from jaxsem.bayes import BayesOptions, fit_bayes, potential_scale_reduction
 from jaxsem.bayes import density, driver, gibbs, quadratic
 from jaxsem.bayes.driver import _check_finite
-from jaxsem.bayes.layout import build_layout
+from jaxsem.bayes.layout import build_layout, size_groups
 from jaxsem.errors import ModelError
 from jaxsem.kernels import gaussian
 
@@ -442,12 +442,14 @@ def test_latent_summaries_match_per_unit_draws():
     assert np.all(np.abs(fast.std(0) - slow.std(0)) < Z * 1.5 * sd / np.sqrt(reps))
 
 
-@pytest.mark.parametrize("small", [True, False])
-def test_between_marginal_loglik_matches_the_normal_density(small, monkeypatch):
+@pytest.mark.parametrize("small, grouped", [(True, False), (False, False), (True, True),
+                                            (False, True)])
+def test_between_marginal_loglik_matches_the_normal_density(small, grouped, monkeypatch):
     """factor.between_marginal_loglik (per-cluster LDL' on entry vectors up to SMALL
-    variables, one eigen decomposition above) against scipy's multivariate normal
-    density of z_hat_j ~ N(mu_j, Sigma_B + C / n_j), unbalanced clusters, a between
-    covariate: equal up to a constant (differences between two parameter points)."""
+    variables, one eigen decomposition above) and its form over clusters grouped by
+    size (7 sizes, padded to 8 groups) against scipy's multivariate normal density of
+    z_hat_j ~ N(mu_j, Sigma_B + C / n_j), unbalanced clusters, a between covariate:
+    equal up to a constant (differences between two parameter points)."""
     from scipy import stats
 
     from jaxsem.bayes import factor
@@ -455,28 +457,39 @@ def test_between_marginal_loglik_matches_the_normal_density(small, monkeypatch):
     if not small:
         monkeypatch.setattr(linalg, "SMALL", 0)
     rng = np.random.default_rng(4)
-    sizes = rng.integers(2, 9, 30)
-    cluster = np.repeat(np.arange(30), sizes)
+    sizes = rng.integers(2, 9, 40)
+    cluster = np.repeat(np.arange(40), sizes)
     frame = pd.DataFrame(rng.normal(size=(cluster.size, 3)), columns=["y1", "y2", "y3"])
     frame["c"] = cluster
-    frame["w"] = rng.normal(size=30)[cluster]
+    frame["w"] = rng.normal(size=40)[cluster]
     model = jaxsem.Model.from_mplus("%WITHIN%\n fw BY y1-y3;\n %BETWEEN%\n fb BY y1-y3;\n"
                                     " fb ON w;", between=["w"], clusters=["c"])
     layout, arrays = driver.sampler_layout(model.prepare(frame))
     level = next(lv for lv in gibbs.build_schedule(layout).factor_levels if lv.block == 1)
     n, w = np.asarray(arrays["n"], float), np.asarray(arrays["w"])
     chol_c = np.linalg.cholesky(np.array([[1.0, 0.3, 0.1], [0.3, 0.8, 0.2], [0.1, 0.2, 1.2]]))
-    z_hat = rng.normal(size=(30, 3))
+    z_hat = rng.normal(size=(40, 3))
+
+    groups = size_groups(n)
+    assert groups["group_clusters"].sum() == 40 and len(groups["group_size"]) == 8
+    assert size_groups(np.arange(1.0, 11.0)) == {}      # 10 sizes in 10 clusters: no groups
+    v = np.column_stack([z_hat, np.ones(40), w])
+    member = groups["size_group"][:, None] == np.arange(8)
+    grouped_moments = np.einsum("jg,ja,jb->gab", member, v, v)
 
     def both(x):
         mats = layout.spec.unpack(jnp.asarray(x))
         ours = factor.between_marginal_loglik(level, mats, jnp.asarray(chol_c),
                                               jnp.asarray(z_hat), jnp.asarray(n),
                                               jnp.asarray(w))
+        if grouped:
+            ours = factor.grouped_between_marginal_loglik(
+                level, mats, jnp.asarray(chol_c), jnp.asarray(grouped_moments),
+                jnp.asarray(groups["group_size"]), jnp.asarray(groups["group_clusters"]))
         sigma, r = (np.asarray(a) for a in factor._marginal_moments(level, mats))
-        mean = -np.column_stack([np.ones(30), w]) @ r[:, 3:].T
+        mean = -np.column_stack([np.ones(40), w]) @ r[:, 3:].T
         exact = sum(stats.multivariate_normal(mean[j], sigma + chol_c @ chol_c.T / n[j])
-                    .logpdf(z_hat[j]) for j in range(30))
+                    .logpdf(z_hat[j]) for j in range(40))
         return float(ours), exact
     x1 = np.asarray(driver.default_starts(layout, arrays))
     x2 = x1 + rng.uniform(0.05, 0.3, x1.shape)

@@ -453,6 +453,26 @@ def between_marginal_loglik(level: FactorLevel, mats, chol_c, z_hat, n, w) -> ja
     return -0.5 * jnp.sum(jnp.log(scale) + t * t / scale)
 
 
+def grouped_between_marginal_loglik(level: FactorLevel, mats, chol_c, moments, sizes,
+                                    clusters) -> jax.Array:
+    """:func:`between_marginal_loglik` from clusters grouped by size: group g (size n_g,
+    k_g clusters) has one covariance S_g = Sigma_B + C / n_g, and its clusters'
+    residuals z_hat_j - mu_j = E v_j (E = [I, R_B], v_j = [z_hat_j, 1, w_j]) enter
+    through M_g = sum v_j v_j' (``moments`` (G, m, m)): sum_j r_j' S_g^-1 r_j =
+    tr(S_g^-1 E M_g E'). The cost no longer grows with the number of clusters."""
+    sigma, r = _marginal_moments(level, mats)
+    p = level.p
+    spread = jnp.concatenate([jnp.eye(p), r[:, p:]], axis=1)                     # E
+    c = chol_c @ chol_c.T
+    chol = linalg.cholesky(sigma[None] + c[None] / sizes[:, None, None], lapack=False)
+    x = linalg.solve_lower(chol, jnp.broadcast_to(spread, (sizes.shape[0],) + spread.shape),
+                           lapack=False)                                    # (G, p, m)
+    quad = jnp.sum(x * jnp.einsum("gpm,gmk->gpk", x, moments))
+    log_det = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=1, axis2=2)), axis=1) \
+        - 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol_c)))
+    return -0.5 * (jnp.sum(clusters * log_det) + quad)
+
+
 class Proposal(NamedTuple):
     """Independence proposal of one level, adapted in warm-up: multivariate t (df
     ``T_DF``) with ``mean`` and scale factor ``chol`` on the scale of the coefficients
@@ -616,10 +636,22 @@ def marginal_between(level: FactorLevel, layout: Layout, x, arrays, noise,
     h = sums @ linalg.solve_upper_transposed(prep.chol_sigma, gs)          # G' S_W^-1 r
     z_hat = (h @ c) / arrays["n"][:, None]
     chol_c = linalg.cholesky(c)
-    return independence_steps(
-        level, x, lambda xx: between_marginal_loglik(level, spec.unpack(xx), chol_c, z_hat,
-                                                     arrays["n"], arrays["w"]),
-        proposal, noise["independence"], iteration, n_adapt)
+    if "size_group" in arrays:
+        # per group of equal-sized clusters: the moments of v_j = [z_hat_j, 1, w_j]
+        v = jnp.concatenate([z_hat, jnp.ones((z_hat.shape[0], 1)), arrays["w"]], axis=1)
+        member = arrays["size_group"][:, None] == jnp.arange(arrays["group_size"].shape[0])
+        moments = jnp.einsum("jg,ja,jb->gab", member.astype(v.dtype), v, v)
+
+        def log_likelihood(xx):
+            return grouped_between_marginal_loglik(level, spec.unpack(xx), chol_c, moments,
+                                                   arrays["group_size"],
+                                                   arrays["group_clusters"])
+    else:
+        def log_likelihood(xx):
+            return between_marginal_loglik(level, spec.unpack(xx), chol_c, z_hat, arrays["n"],
+                                           arrays["w"])
+    return independence_steps(level, x, log_likelihood, proposal, noise["independence"],
+                              iteration, n_adapt)
 
 
 def chi2_df(level: FactorLevel, n_units) -> jax.Array:

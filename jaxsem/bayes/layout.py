@@ -230,8 +230,27 @@ def build_layout(analysis: Analysis, estimator: str = "Bayes"
     factors = vectors * np.sqrt(np.clip(values, 0.0, None))[:, None, :]
     arrays = dict(y=y0, observed=observed, c=c, cluster=cluster.astype(np.int32),
                   moments=moments, factors=factors, n=counts.astype(float), w=w,
-                  known=known_values, codes=codes, between_codes=between_codes)
+                  known=known_values, codes=codes, between_codes=between_codes,
+                  **size_groups(counts))
     return layout, arrays
+
+
+def size_groups(counts: np.ndarray) -> dict:
+    """Clusters grouped by size, for terms that depend on a cluster only through its
+    size and sums over its members (factor.between_marginal_loglik): ``size_group``
+    (J,) each cluster's group, ``group_size`` and ``group_clusters`` (G,) the groups'
+    cluster size and number of clusters. G is padded to a power of two (padding groups
+    have no clusters), so that data sets with a similar number of distinct sizes share
+    a compiled program; none when there are more than J / 4 groups (grouping would not
+    pay)."""
+    sizes, group = np.unique(counts, return_inverse=True)
+    padded = 1 << max(len(sizes) - 1, 0).bit_length()
+    if padded > max(len(counts) // 4, 1):
+        return {}
+    members = np.bincount(group, minlength=padded).astype(float)
+    return dict(size_group=group.astype(np.int32),
+                group_size=np.concatenate([sizes, np.ones(padded - len(sizes))]).astype(float),
+                group_clusters=members)
 
 
 def _categorical_columns(analysis: Analysis) -> list[int]:
