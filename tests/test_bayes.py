@@ -495,3 +495,33 @@ def test_between_marginal_loglik_matches_the_normal_density(small, grouped, monk
     x2 = x1 + rng.uniform(0.05, 0.3, x1.shape)
     (a1, e1), (a2, e2) = both(x1), both(x2)
     assert a2 - a1 == pytest.approx(e2 - e1, abs=1e-8)
+
+
+@pytest.mark.parametrize("case", ["between_outcome", "deterministic", "factor"])
+def test_between_state_grouped_by_size_matches_per_cluster(case):
+    """Without random slopes, the between state drawn with one Cholesky factor per
+    cluster size equals the per-cluster draw for the same noise (unbalanced clusters of
+    three sizes; known between values; a between part with zero variance; a between
+    factor)."""
+    text, roles = {
+        "between_outcome": ("%WITHIN%\n y1 y2 ON x;\n %BETWEEN%\n y1 ON w;\n z ON y1 y2;",
+                            dict(within=["x"], between=["w", "z"])),
+        "deterministic": ("%WITHIN%\n y1 y2 ON x;\n %BETWEEN%\n y1 y2 ON w;\n y2@0;",
+                          dict(within=["x"], between=["w"])),
+        "factor": ("%WITHIN%\n fw BY y1 y2 y3;\n %BETWEEN%\n fb BY y1 y2 y3;\n fb ON w;",
+                   dict(between=["w"])),
+    }[case]
+    model = jaxsem.Model.from_mplus(text, clusters=["c"], **roles)
+    sizes = np.random.default_rng(1).choice([3, 5, 8], 40)
+    frame = model.spec.simulate(model.spec.start_values(), jax.random.PRNGKey(3), list(sizes),
+                                cluster_names=["c"])
+    layout, arrays = build_layout(model.prepare(frame))
+    assert len(arrays["group_size"]) == 4 and not layout.random_slopes
+    assert {"between_outcome": bool(layout.known), "deterministic": bool(layout.deterministic),
+            "factor": bool(layout.collapsed)}[case]
+    prep = density.prepare(layout, layout.spec.unpack(layout.spec.start_values() + 0.1))
+    noise = jax.random.normal(jax.random.PRNGKey(4), (40, len(layout.stochastic)))
+    per_cluster = {k: v for k, v in arrays.items() if k != "size_group"}
+    np.testing.assert_allclose(quadratic.draw_between_state(noise, layout, prep, arrays),
+                               quadratic.draw_between_state(noise, layout, prep, per_cluster),
+                               rtol=1e-10, atol=1e-10)

@@ -58,8 +58,12 @@ def design_derivatives(layout: Layout, prep: density.Prepared) -> jax.Array:
     return g
 
 
-def between_state_quadratic(layout: Layout, prep: density.Prepared, arrays):
-    """Precision (J, nS, nS) and linear term (J, nS) of every cluster's state.
+def between_state_quadratic(layout: Layout, prep: density.Prepared, arrays,
+                            grouped: bool = False):
+    """Precision (J, nS, nS) and linear term (J, nS) of every cluster's state; with
+    ``grouped`` (no random slopes, clusters grouped by size: layout.size_groups) the
+    precision per size group (G, nS, nS): without random slopes the within part of a
+    cluster's precision is n_j G' Sigma_W^-1 G, its size times one matrix.
 
     With ``arrays["state_prior_precision"]`` (nS, nS) and ``arrays["state_prior_linear"]``
     (J, nS), those replace the between density: the prior of the state comes from the
@@ -72,14 +76,19 @@ def between_state_quadratic(layout: Layout, prep: density.Prepared, arrays):
     r0l = linalg.solve_lower(prep.chol_sigma, r0)     # (p, m)
     # both terms are linear in the symmetric moments: one product of their upper
     # triangles (J, m(m+1)/2) with the terms (m(m+1)/2, nb(nb+1)/2 + nb)
-    rows_m, cols_m, _ = linalg.upper_triangle(r0.shape[1])
+    rows_m, cols_m, position_m = linalg.upper_triangle(r0.shape[1])
     rows_b, cols_b, full_b = linalg.upper_triangle(layout.nb)
     terms = jnp.concatenate([jnp.einsum("kpm,lpn->mnkl", gl, gl)[:, :, rows_b, cols_b],
                              jnp.einsum("kpm,pn->mnk", gl, r0l)], axis=2)       # (m, m, c)
     terms = terms[rows_m, cols_m] + jnp.where((rows_m != cols_m)[:, None],
                                               terms[cols_m, rows_m], 0.0)
-    out = arrays["moments"][:, rows_m, cols_m] @ terms
-    prec, lin = out[:, full_b], out[:, len(rows_b):]
+    if grouped:
+        prec = (arrays["group_size"][:, None] * terms[position_m[p, p], :len(rows_b)])
+        prec = prec[:, full_b]                                              # (G, nb, nb)
+        lin = arrays["moments"][:, rows_m, cols_m] @ terms[:, len(rows_b):]
+    else:
+        out = arrays["moments"][:, rows_m, cols_m] @ terms
+        prec, lin = out[:, full_b], out[:, len(rows_b):]
     external = "state_prior_precision" in arrays
     if not external:
         t = np.asarray(layout.innovations)
@@ -92,16 +101,19 @@ def between_state_quadratic(layout: Layout, prep: density.Prepared, arrays):
         dl = linalg.solve_lower(prep.chol_psi, d.T).T
         prec = prec + (c.T @ c)[None]
         lin = lin + dl @ c
+    per_cluster = prec[arrays["size_group"]] if grouped else prec
     if not layout.deterministic:  # zb holds s and the known values: a selection
         s_idx = np.asarray(layout.stochastic, dtype=int)
         k_idx = np.asarray(layout.known, dtype=int)
         prec_s = prec[:, s_idx][:, :, s_idx]
-        lin_s = lin[:, s_idx] - jnp.einsum("jsk,jk->js", prec[:, s_idx][:, :, k_idx],
-                                           arrays["known"])
+        lin_s = lin[:, s_idx]
+        if len(k_idx):
+            lin_s = lin_s - jnp.einsum("jsk,jk->js", per_cluster[:, s_idx][:, :, k_idx],
+                                       arrays["known"])
     else:
         z0, z1 = between_affine_map(layout, prep, arrays)
         prec_s = jnp.einsum("ak,jab,bl->jkl", z1, prec, z1)
-        lin_s = (lin - jnp.einsum("jab,jb->ja", prec, z0)) @ z1
+        lin_s = (lin - jnp.einsum("jab,jb->ja", per_cluster, z0)) @ z1
     if external:
         prec_s = prec_s + arrays["state_prior_precision"][None]
         lin_s = lin_s + arrays["state_prior_linear"]
@@ -109,7 +121,17 @@ def between_state_quadratic(layout: Layout, prep: density.Prepared, arrays):
 
 
 def draw_between_state(noise, layout: Layout, prep: density.Prepared, arrays) -> jax.Array:
-    """(J, nS) exact draw of every cluster's between state; noise (J, nS) N(0, 1)."""
+    """(J, nS) exact draw of every cluster's between state; noise (J, nS) N(0, 1).
+    Without random slopes and with clusters grouped by size, one Cholesky factor per
+    size: z_j = L_g^-T (L_g^-1 h_j + noise_j) as two products over the groups."""
+    if "size_group" in arrays and not layout.random_slopes:
+        prec, lin = between_state_quadratic(layout, prep, arrays, grouped=True)
+        inverse = linalg.solve_lower(linalg.cholesky(prec),
+                                     jnp.broadcast_to(jnp.eye(prec.shape[-1]), prec.shape))
+        member = (arrays["size_group"][:, None]
+                  == jnp.arange(prec.shape[0])).astype(lin.dtype)           # (J, G)
+        forward = jnp.einsum("jg,gab,jb->ja", member, inverse, lin) + noise
+        return jnp.einsum("jg,gba,jb->ja", member, inverse, forward)
     prec, lin = between_state_quadratic(layout, prep, arrays)
     return gaussian.sample_from_precision(noise, prec, lin)
 
