@@ -108,7 +108,7 @@ def _geweke_draws(model, frame, n_steps=12000, seed=0, noise_fn=None):
         return dict(arrays, **{prefix + k: v for k, v in data.items()})
 
     def step(state, inputs):
-        key, parity = inputs
+        key, sweep_number = inputs
         k1, k2, k3 = jax.random.split(key, 3)
         data = new_data(k1, state)
         if is_crossed:  # the chain carries the outcomes
@@ -118,14 +118,14 @@ def _geweke_draws(model, frame, n_steps=12000, seed=0, noise_fn=None):
         noise = (noise_fn(layout, schedule, k3, 1, len(cluster), counts) if noise_fn
                  else engine.chunk_noise(layout, schedule, k3, 1, data))
         state, _ = sweep(k2, state, data, jax.tree_util.tree_map(lambda a: a[0], noise),
-                         parity)
+                         sweep_number)
         return state, state.x
 
     def chain(key):
         state = engine.initial_state(layout, schedule, x0,
                                      jax.tree_util.tree_map(np.asarray, arrays))
         return jax.lax.scan(step, state, (jax.random.split(key, n_steps),
-                                          jnp.arange(n_steps) % 2))[1]
+                                          jnp.arange(n_steps)))[1]
 
     draws = np.asarray(jax.jit(jax.vmap(chain))(jax.random.split(jax.random.PRNGKey(seed), 2)))
     return draws[:, n_steps // 6:], priors, spec.partable.parameter_names(), schedule

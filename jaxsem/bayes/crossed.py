@@ -190,20 +190,20 @@ def shift_locations(layout: CrossedLayout, schedule: ViewSchedules, a, b, arrays
 
 
 def make_sweep(layout: CrossedLayout, schedule: ViewSchedules, n_adapt: int):
-    """sweep(key, state, arrays, noise, parity) -> (state, NUTS acceptance)."""
+    """sweep(key, state, arrays, noise, sweep_number) -> (state, NUTS acceptance)."""
     sweep_a = gibbs.make_sweep(layout.a, schedule.first, n_adapt)
     sweep_b = gibbs.make_sweep(layout.b, schedule.second, n_adapt)
 
-    def sweep(key, state: CrossedState, arrays, noise, parity=0):
+    def sweep(key, state: CrossedState, arrays, noise, sweep_number):
         arrays_a, arrays_b = split_arrays(arrays, VIEWS)
         key_a, key_b = jax.random.split(key)
         offset_b = part_offsets(layout.b, state.x, state.b.between, arrays_b)
         a, accept_a = sweep_a(key_a, state.a._replace(x=state.x, y=state.y - offset_b),
-                              arrays_a, noise["a"], parity)
+                              arrays_a, noise["a"], sweep_number)
         y = a.y + offset_b
         offset_a = part_offsets(layout.a, a.x, a.between, arrays_a)
         b, accept_b = sweep_b(key_b, state.b._replace(x=a.x, y=y - offset_a), arrays_b,
-                              noise["b"], parity)
+                              noise["b"], sweep_number)
         y = b.y + offset_a
         a, b = shift_locations(layout, schedule, a._replace(x=b.x), b, arrays_a, arrays_b,
                                noise["shift"])

@@ -407,29 +407,30 @@ def _compiled_chunk(layout: Layout, schedule, n_adapt: int, chunk: int, thin: in
     engine = _engine(layout)
     sweep = engine.make_sweep(layout, schedule, n_adapt)
 
-    def one_chain(arrays, state, key):
+    def one_chain(arrays, state, key, done):
         key_noise, key_sweeps = jax.random.split(key)
         noise = engine.chunk_noise(layout, schedule, key_noise, chunk * thin, arrays)
         noise = jax.tree_util.tree_map(lambda a: a.reshape((chunk, thin) + a.shape[1:]), noise)
-
-        # sweep parities as constants (not per chain), so that skipped work is skipped
-        parities = jnp.asarray(np.arange(chunk * thin).reshape(chunk, thin) % 2)
+        # sweep numbers from ``done``, the same for every chain (not batched), so that
+        # work that depends on them only is skipped rather than masked
+        sweep_numbers = (done * thin + jnp.arange(chunk * thin, dtype=jnp.int32)).reshape(
+            chunk, thin)
 
         def iteration(state, inputs):
-            key, noise_it, parity_it = inputs
+            key, noise_it, numbers = inputs
             state, accept = jax.lax.scan(lambda s, kn: sweep(kn[0], s, arrays, kn[1], kn[2]),
                                          state, (jax.random.split(key, thin), noise_it,
-                                                 parity_it))
+                                                 numbers))
             return state, (state.x, accept[-1])
         return jax.lax.scan(iteration, state,
-                            (jax.random.split(key_sweeps, chunk), noise, parities))
+                            (jax.random.split(key_sweeps, chunk), noise, sweep_numbers))
 
     def run(arrays, states, key, done, chain_ids):
         # chunk keys derived inside the compiled program: a first call of jax.random
         # outside it compiles a small program (about 0.2 s) during sampling
         chunk_key = jax.random.fold_in(key, done)
         keys = jax.vmap(lambda c: jax.random.fold_in(chunk_key, c))(chain_ids)
-        return jax.vmap(one_chain, in_axes=(None, 0, 0))(arrays, states, keys)
+        return jax.vmap(one_chain, in_axes=(None, 0, 0, None))(arrays, states, keys, done)
 
     runner = jax.jit(run)
     arrays = {name: jax.ShapeDtypeStruct(shape, dtype) for name, shape, dtype in shapes}

@@ -509,7 +509,8 @@ def independence_steps(level: FactorLevel, x, log_likelihood, proposal: Proposal
     the log scale) against ``log_likelihood(x)`` plus their priors; noise leaves have a
     leading steps axis. The proposal is adapted during warm-up (``n_adapt`` sweeps, from
     the position after the first step) and frozen after it; the steps move from sweep
-    n_adapt / 2 on."""
+    n_adapt / 2 on (before, with ``iteration`` the same for every chain, they are
+    skipped)."""
     idx, sds = np.asarray(level.indices), _variance_positions(level)
 
     def to_x(u):
@@ -529,43 +530,55 @@ def independence_steps(level: FactorLevel, x, log_likelihood, proposal: Proposal
     # steps + 1), and only the accept/reject decisions run in sequence. A proposal's
     # standardised offset is its noise: no triangular solve
     u0 = jnp.where(sds, jnp.sqrt(x[idx]), x[idx])
-    e0 = linalg.solve_lower(proposal.chol, (u0 - proposal.mean)[:, None], lapack=False)[:, 0]
-    stretch = jnp.sqrt(T_DF / noise["chi2"])                                 # (steps,)
-    proposals = proposal.mean + (noise["normals"] @ proposal.chol.T) * stretch[:, None]
-    e_sq = jnp.concatenate([jnp.sum(e0 * e0)[None],
-                            jnp.sum(noise["normals"] ** 2, axis=1) * stretch ** 2])
-    weights = jax.vmap(log_weight)(jnp.concatenate([u0[None], proposals]), e_sq)
-    moving = iteration >= n_adapt // 2
 
-    def step(carry, inputs):
-        u, weight = carry
-        new, new_weight, uniform = inputs
-        accept = moving & (jnp.log(uniform) < new_weight - weight)
-        u = jnp.where(accept, new, u)
-        return (u, jnp.where(accept, new_weight, weight)), u
+    def run_steps(_):
+        e0 = linalg.solve_lower(proposal.chol, (u0 - proposal.mean)[:, None],
+                                lapack=False)[:, 0]
+        stretch = jnp.sqrt(T_DF / noise["chi2"])                             # (steps,)
+        proposals = proposal.mean + (noise["normals"] @ proposal.chol.T) * stretch[:, None]
+        e_sq = jnp.concatenate([jnp.sum(e0 * e0)[None],
+                                jnp.sum(noise["normals"] ** 2, axis=1) * stretch ** 2])
+        weights = jax.vmap(log_weight)(jnp.concatenate([u0[None], proposals]), e_sq)
 
-    (u, _), path = jax.lax.scan(step, (u0, weights[0]),
-                                (proposals, weights[1:], noise["uniform"]))
-    return to_x(u), _adapt(level, proposal, path[0], iteration, n_adapt)
+        def step(carry, inputs):
+            u, weight = carry
+            new, new_weight, uniform = inputs
+            accept = jnp.log(uniform) < new_weight - weight
+            u = jnp.where(accept, new, u)
+            return (u, jnp.where(accept, new_weight, weight)), u
+
+        (u, _), path = jax.lax.scan(step, (u0, weights[0]),
+                                    (proposals, weights[1:], noise["uniform"]))
+        return u, path[0]
+
+    u, first = jax.lax.cond(iteration >= n_adapt // 2, run_steps, lambda _: (u0, u0), None)
+    return to_x(u), _adapt(level, proposal, first, iteration, n_adapt)
 
 
 def _adapt(level: FactorLevel, proposal: Proposal, u, iteration, n_adapt: int) -> Proposal:
     """Record position u; two windows, [n/4, n/2) and [n/2, n): the proposal is set at
     the end of each (the first from the other blocks' draws alone, the second with the
-    independence steps running)."""
+    independence steps running). With ``iteration`` the same for every chain (the
+    driver's sweep number), sweeps outside the windows skip this work."""
+    def record(proposal: Proposal) -> Proposal:
+        count = proposal.count + 1.0
+        delta = u - proposal.running
+        running = proposal.running + delta / count
+        return proposal._replace(running=running, count=count,
+                                 m2=proposal.m2 + jnp.outer(delta, u - running))
+
+    def close(proposal: Proposal) -> Proposal:
+        cov = (proposal.m2 / jnp.maximum(proposal.count - 1.0, 1.0)
+               + 1e-8 * jnp.eye(u.shape[0]))
+        return Proposal(proposal.running,
+                        SCALE[level.block] * linalg.cholesky(cov, lapack=False),
+                        jnp.zeros_like(proposal.running), jnp.zeros_like(proposal.m2),
+                        jnp.zeros_like(proposal.count))
+
     window = (iteration >= n_adapt // 4) & (iteration < n_adapt)
-    count = proposal.count + window
-    delta = u - proposal.running
-    running = jnp.where(window, proposal.running + delta / jnp.maximum(count, 1.0),
-                        proposal.running)
-    m2 = jnp.where(window, proposal.m2 + jnp.outer(delta, u - running), proposal.m2)
+    proposal = jax.lax.cond(window, record, lambda p: p, proposal)
     end = (iteration == n_adapt // 2 - 1) | (iteration == n_adapt - 1)
-    cov = m2 / jnp.maximum(count - 1.0, 1.0) + 1e-8 * jnp.eye(u.shape[0])
-    return Proposal(jnp.where(end, running, proposal.mean),
-                    jnp.where(end, SCALE[level.block] * linalg.cholesky(cov, lapack=False),
-                              proposal.chol),
-                    jnp.where(end, 0.0, running), jnp.where(end, 0.0, m2),
-                    jnp.where(end, 0.0, count))
+    return jax.lax.cond(end, close, lambda p: p, proposal)
 
 
 def update_within(level: FactorLevel, layout: Layout, x, between, arrays, noise,

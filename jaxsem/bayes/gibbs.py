@@ -286,8 +286,8 @@ def log_prior(schedule: Schedule, x: jax.Array) -> jax.Array:
 
 
 def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
-    """sweep(key, state, arrays, noise, parity) -> (state, NUTS acceptance): one pass over all
-    blocks; ``key`` feeds the NUTS block, ``noise`` (draw_noise) every other block."""
+    """sweep(key, state, arrays, noise, sweep_number) -> (state, NUTS acceptance): one pass
+    over all blocks; ``key`` feeds the NUTS block, ``noise`` (draw_noise) every other block."""
     spec = layout.spec
     table = spec.partable
     nuts_levels = {r.level for r in table.rows if r.free and r.free - 1 in schedule.nuts}
@@ -305,10 +305,12 @@ def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
         return density.complete_logdensity(layout, mats, arrays, state_between) + log_prior(
             schedule, x)
 
-    def sweep(key, state: ChainState, arrays, noise, parity=0):
+    def sweep(key, state: ChainState, arrays, noise, sweep_number):
         """One sweep; ``noise`` holds this sweep's standard variates (draw_noise);
-        ``parity`` () int, the sweep number mod 2, the same for every chain (categorical
-        columns take turns at their threshold step)."""
+        ``sweep_number`` () int, the sweeps done before this one, the same for every
+        chain (not batched over chains), so that work that depends on it only is skipped
+        rather than masked: categorical columns take turns at their threshold step by
+        its parity; the factor blocks' adaptation windows and independence steps."""
         x, between, y = state.x, state.between, state.y
         proposals = list(state.proposals)
         known = state.known
@@ -319,7 +321,7 @@ def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
             arrays = dict(arrays, known=known)
         if schedule.categorical:
             x, between, y = categorical.update(schedule.categorical, layout, x, between, y,
-                                               arrays, noise["categorical"], parity)
+                                               arrays, noise["categorical"], sweep_number)
         if layout.has_missing:
             y = impute_missing(noise["missing"], layout, spec.unpack(x), arrays, between, y)
         if layout.augmented:
@@ -331,7 +333,7 @@ def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
             if level.block == 1:  # the between state is drawn afresh next
                 x, proposals[i] = factor.marginal_between(
                     level, layout, x, arrays, noise["factor"][i], proposals[i],
-                    state.iteration, n_adapt)
+                    sweep_number, n_adapt)
         if layout.two_level and layout.stochastic:
             prep = density.prepare(layout, spec.unpack(x))
             between = quadratic.draw_between_state(noise["between"], layout, prep, arrays)
@@ -354,7 +356,7 @@ def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
             if level.block == 0:
                 x, proposals[i] = factor.update_within(
                     level, layout, x, between, arrays, noise["factor"][i], proposals[i],
-                    state.iteration, n_adapt)
+                    sweep_number, n_adapt)
             else:
                 x = factor.update_between(level, layout, x, between, arrays, noise["factor"][i])
         if schedule.covariance_blocks:

@@ -220,12 +220,12 @@ def state_prior(layout: ThreeLevelLayout, x: jax.Array, upper: gibbs.ChainState,
 
 
 def make_sweep(layout: ThreeLevelLayout, schedule: ViewSchedules, n_adapt: int):
-    """sweep(key, state, arrays, noise, parity) -> (state, NUTS acceptance)."""
+    """sweep(key, state, arrays, noise, sweep_number) -> (state, NUTS acceptance)."""
     lower_sweep = gibbs.make_sweep(layout.lower, schedule.first, n_adapt)
     upper_sweep = gibbs.make_sweep(layout.upper, schedule.second, n_adapt)
     columns = np.asarray(layout.state_columns)
 
-    def sweep(key, state: ThreeLevelState, arrays, noise, parity=0):
+    def sweep(key, state: ThreeLevelState, arrays, noise, sweep_number):
         lower_arrays, upper_arrays = split_arrays(arrays, VIEWS)
         key_lower, key_upper = jax.random.split(key)
         x = state.x
@@ -233,11 +233,11 @@ def make_sweep(layout: ThreeLevelLayout, schedule: ViewSchedules, n_adapt: int):
         lower_arrays = dict(lower_arrays, state_prior_precision=precision,
                             state_prior_linear=linear)
         lower, accept_lower = lower_sweep(key_lower, state.lower._replace(x=x), lower_arrays,
-                                          noise["lower"], parity)
+                                          noise["lower"], sweep_number)
         upper_in = state.upper._replace(x=lower.x,
                                         y=state.upper.y.at[:, columns].set(lower.between))
         upper, accept_upper = upper_sweep(key_upper, upper_in, upper_arrays, noise["upper"],
-                                          parity)
+                                          sweep_number)
         return (ThreeLevelState(lower._replace(x=upper.x), upper),
                 accept_rate(schedule, accept_lower, accept_upper))
 
