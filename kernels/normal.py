@@ -9,7 +9,8 @@ per 64 bits, vectorised), and the normals come from Marsaglia & Tsang's (2000)
 ziggurat with 256 layers: about 99% of the variates cost one table lookup, one compare
 and one multiply (about 1 ns); the rest (the wedges and the tail) are gathered into a
 small batch and finished exactly there. The output is exact (no approximation beyond
-float64 rounding): see :func:`standard_normal`.
+float64 rounding; a batch overflow, probability below 1e-20, gives NaN rather than a
+wrong value): see :func:`standard_normal`.
 """
 from __future__ import annotations
 
@@ -163,6 +164,8 @@ def standard_normal(seed: jax.Array, shape: tuple[int, ...], capacity: int | Non
     ``capacity`` as long as it holds them all. Slow variates beyond it come out NaN.
     """
     n = math.prod(shape)
+    if n == 0:
+        return jnp.zeros(shape)
     capacity = slow_capacity(n) if capacity is None else capacity
     counters = jnp.arange(n, dtype=jnp.uint64)
     bits = stream(seed, counters, 0)

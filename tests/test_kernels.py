@@ -179,6 +179,7 @@ def test_ziggurat_batch_capacity():
     assert np.isnan(short).sum() == 10
     np.testing.assert_array_equal(short[np.isfinite(short)], full[np.isfinite(short)])
     assert normal.slow_capacity(n) > slow
+    assert normal.standard_normal(seed, (3, 0)).shape == (3, 0)
 
 
 def test_set_positions_and_running_sum_match_numpy():

@@ -241,7 +241,7 @@ def size_groups(counts: np.ndarray) -> dict:
     (J,) each cluster's group, ``group_size`` and ``group_clusters`` (G,) the groups'
     cluster size and number of clusters. G is padded to a power of two (padding groups
     have no clusters), so that data sets with a similar number of distinct sizes share
-    a compiled program; none when there are more than J / 4 groups (grouping would not
+    a compiled program; none when the padded count exceeds J / 4 (grouping would not
     pay)."""
     sizes, group = np.unique(counts, return_inverse=True)
     padded = 1 << max(len(sizes) - 1, 0).bit_length()
