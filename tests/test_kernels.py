@@ -171,11 +171,11 @@ def test_ziggurat_batch_capacity():
     slow variate; beyond it the leftover variates are NaN, never wrong values."""
     seed = normal.seed_of(jax.random.PRNGKey(6))
     n = 20000
+    draw = jax.jit(normal.standard_normal, static_argnums=(1, 2))
     slow = int(_slow_mask(seed, n).sum())
-    full = np.asarray(normal.standard_normal(seed, (n,)))
-    exact = np.asarray(normal.standard_normal(seed, (n,), capacity=slow))
-    np.testing.assert_array_equal(full, exact)
-    short = np.asarray(normal.standard_normal(seed, (n,), capacity=slow - 10))
+    full = np.asarray(draw(seed, (n,), None))
+    np.testing.assert_array_equal(full, np.asarray(draw(seed, (n,), slow)))
+    short = np.asarray(draw(seed, (n,), slow - 10))
     assert np.isnan(short).sum() == 10
     np.testing.assert_array_equal(short[np.isfinite(short)], full[np.isfinite(short)])
     assert normal.slow_capacity(n) > slow
@@ -184,13 +184,13 @@ def test_ziggurat_batch_capacity():
 
 def test_set_positions_and_running_sum_match_numpy():
     rng = np.random.default_rng(3)
-    for n in (1, 2, 63, 64, 65, 129, 1000, 4097):
-        for p in (0.0, 0.01, 0.3, 1.0):
-            mask = rng.random(n) < p
-            for size in (1, 5, 50):
+    positions = jax.jit(normal.set_positions, static_argnums=1)
+    for n in (1, 63, 64, 65, 1000):
+        for size in (1, 50):
+            for p in (0.0, 0.01, 0.3, 1.0):
+                mask = rng.random(n) < p
                 expected = np.append(np.flatnonzero(mask), [n] * size)[:size]
-                np.testing.assert_array_equal(normal.set_positions(jnp.asarray(mask), size),
-                                              expected)
+                np.testing.assert_array_equal(positions(jnp.asarray(mask), size), expected)
         values = rng.integers(0, 64, n)
-        np.testing.assert_array_equal(normal._running_sum(jnp.asarray(values)),
+        np.testing.assert_array_equal(jax.jit(normal._running_sum)(jnp.asarray(values)),
                                       np.cumsum(values))
