@@ -12,6 +12,7 @@ batched LAPACK kernels can deadlock its thread pool when called concurrently).
 from __future__ import annotations
 
 import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
