@@ -265,15 +265,13 @@ def _iw_prior(k: int, entries, priors) -> tuple[tuple[float, ...], float] | None
 class ChainState(NamedTuple):
     """One chain. x (n_free,); between (J, nS); y (N, p) outcomes with missing values
     and latent responses filled by the last draw ((0, p) when there are none);
-    adaptation: NUTS tuning;
-    iteration: () sweeps done; proposals: the independence proposals of the factor
+    adaptation: NUTS tuning; proposals: the independence proposals of the factor
     levels (factor.Proposal, one per level); known: (J, |K|) between-only data whose
     categorical columns hold latent responses (None when there are none)."""
     x: jax.Array
     between: jax.Array
     y: jax.Array
     adaptation: hmc.AdaptationState
-    iteration: jax.Array
     proposals: tuple = ()
     known: jax.Array | None = None
 
@@ -310,7 +308,8 @@ def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
         ``sweep_number`` () int, the sweeps done before this one, the same for every
         chain (not batched over chains), so that work that depends on it only is skipped
         rather than masked: categorical columns take turns at their threshold step by
-        its parity; the factor blocks' adaptation windows and independence steps."""
+        its parity; it places the NUTS and factor blocks' adaptation windows and the
+        independence steps."""
         x, between, y = state.x, state.between, state.y
         proposals = list(state.proposals)
         known = state.known
@@ -399,10 +398,10 @@ def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
 
             u0 = jnp.where(logs, jnp.log(x[idx]), x[idx])
             u, adaptation, info = hmc.nuts_gibbs_step(key, u0, logdensity, adaptation,
-                                                      state.iteration, n_adapt)
+                                                      sweep_number, n_adapt)
             x = to_x(u)
             accept = info.acceptance_rate
-        return ChainState(x, between, y, adaptation, state.iteration + 1,
+        return ChainState(x, between, y, adaptation,
                           tuple(proposals), known), accept
 
     return sweep
@@ -543,7 +542,7 @@ def initial_state(layout: Layout, schedule: Schedule, x0: np.ndarray, arrays) ->
     y = arrays["y"] if layout.augmented else np.zeros((0, layout.p))  # only augmentation needs it
     known = jnp.asarray(arrays["known"]) if schedule.between_categorical else None
     return ChainState(jnp.asarray(x0), jnp.asarray(between), jnp.asarray(y),
-                      hmc.init_adaptation(len(schedule.nuts)), jnp.asarray(0),
+                      hmc.init_adaptation(len(schedule.nuts)),
                       tuple(factor.init_proposal(level) for level in schedule.factor_levels),
                       known)
 
