@@ -474,8 +474,7 @@ def test_between_marginal_loglik_matches_the_normal_density(small, grouped, monk
     assert groups["group_clusters"].sum() == 40 and len(groups["group_size"]) == 8
     assert size_groups(np.arange(1.0, 11.0)) == {}      # 10 sizes in 10 clusters: no groups
     v = np.column_stack([z_hat, np.ones(40), w])
-    member = groups["size_group"][:, None] == np.arange(8)
-    grouped_moments = np.einsum("jg,ja,jb->gab", member, v, v)
+    grouped_moments = np.einsum("jg,ja,jb->gab", groups["group_member"], v, v)
 
     def both(x):
         mats = layout.spec.unpack(jnp.asarray(x))
@@ -521,7 +520,7 @@ def test_between_state_grouped_by_size_matches_per_cluster(case):
             "factor": bool(layout.collapsed)}[case]
     prep = density.prepare(layout, layout.spec.unpack(layout.spec.start_values() + 0.1))
     noise = jax.random.normal(jax.random.PRNGKey(4), (40, len(layout.stochastic)))
-    per_cluster = {k: v for k, v in arrays.items() if k != "size_group"}
+    per_cluster = {k: v for k, v in arrays.items() if k != "group_member"}
     np.testing.assert_allclose(quadratic.draw_between_state(noise, layout, prep, arrays),
                                quadratic.draw_between_state(noise, layout, prep, per_cluster),
                                rtol=1e-10, atol=1e-10)

@@ -651,11 +651,10 @@ def marginal_between(level: FactorLevel, layout: Layout, x, arrays, noise,
     h = sums @ linalg.solve_upper_transposed(prep.chol_sigma, gs)          # G' S_W^-1 r
     z_hat = (h @ c) / arrays["n"][:, None]
     chol_c = linalg.cholesky(c)
-    if "size_group" in arrays:
+    if "group_member" in arrays:
         # per group of equal-sized clusters: the moments of v_j = [z_hat_j, 1, w_j]
         v = jnp.concatenate([z_hat, jnp.ones((z_hat.shape[0], 1)), arrays["w"]], axis=1)
-        member = arrays["size_group"][:, None] == jnp.arange(arrays["group_size"].shape[0])
-        moments = jnp.einsum("jg,ja,jb->gab", member.astype(v.dtype), v, v)
+        moments = jnp.einsum("jg,ja,jb->gab", arrays["group_member"], v, v)
 
         def log_likelihood(xx):
             return grouped_between_marginal_loglik(level, spec.unpack(xx), chol_c, moments,

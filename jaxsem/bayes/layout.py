@@ -237,20 +237,19 @@ def build_layout(analysis: Analysis, estimator: str = "Bayes"
 
 def size_groups(counts: np.ndarray) -> dict:
     """Clusters grouped by size, for terms that depend on a cluster only through its
-    size and sums over its members (factor.between_marginal_loglik): ``size_group``
-    (J,) each cluster's group, ``group_size`` and ``group_clusters`` (G,) the groups'
-    cluster size and number of clusters. G is padded to a power of two (padding groups
-    have no clusters), so that data sets with a similar number of distinct sizes share
-    a compiled program; none when the padded count exceeds J / 4 (grouping would not
-    pay)."""
+    size and sums over its members (factor.grouped_between_marginal_loglik,
+    quadratic.draw_between_state): ``group_member`` (J, G) 0/1, each cluster's group;
+    ``group_size`` and ``group_clusters`` (G,) the groups' cluster size and number of
+    clusters. G is padded to a power of two (padding groups have no clusters), so that
+    data sets with a similar number of distinct sizes share a compiled program; none
+    when the padded count exceeds J / 4 (grouping would not pay)."""
     sizes, group = np.unique(counts, return_inverse=True)
     padded = 1 << max(len(sizes) - 1, 0).bit_length()
     if padded > max(len(counts) // 4, 1):
         return {}
-    members = np.bincount(group, minlength=padded).astype(float)
-    return dict(size_group=group.astype(np.int32),
+    return dict(group_member=(group[:, None] == np.arange(padded)).astype(float),
                 group_size=np.concatenate([sizes, np.ones(padded - len(sizes))]).astype(float),
-                group_clusters=members)
+                group_clusters=np.bincount(group, minlength=padded).astype(float))
 
 
 def _categorical_columns(analysis: Analysis) -> list[int]:

@@ -101,7 +101,7 @@ def between_state_quadratic(layout: Layout, prep: density.Prepared, arrays,
         dl = linalg.solve_lower(prep.chol_psi, d.T).T
         prec = prec + (c.T @ c)[None]
         lin = lin + dl @ c
-    per_cluster = prec[arrays["size_group"]] if grouped else prec
+    per_cluster = jnp.einsum("jg,gab->jab", arrays["group_member"], prec) if grouped else prec
     if not layout.deterministic:  # zb holds s and the known values: a selection
         s_idx = np.asarray(layout.stochastic, dtype=int)
         k_idx = np.asarray(layout.known, dtype=int)
@@ -124,12 +124,11 @@ def draw_between_state(noise, layout: Layout, prep: density.Prepared, arrays) ->
     """(J, nS) exact draw of every cluster's between state; noise (J, nS) N(0, 1).
     Without random slopes and with clusters grouped by size, one Cholesky factor per
     size: z_j = L_g^-T (L_g^-1 h_j + noise_j) as two products over the groups."""
-    if "size_group" in arrays and not layout.random_slopes:
+    if "group_member" in arrays and not layout.random_slopes:
         prec, lin = between_state_quadratic(layout, prep, arrays, grouped=True)
         inverse = linalg.solve_lower(linalg.cholesky(prec),
                                      jnp.broadcast_to(jnp.eye(prec.shape[-1]), prec.shape))
-        member = (arrays["size_group"][:, None]
-                  == jnp.arange(prec.shape[0])).astype(lin.dtype)           # (J, G)
+        member = arrays["group_member"]                                         # (J, G)
         forward = jnp.einsum("jg,gab,jb->ja", member, inverse, lin) + noise
         return jnp.einsum("jg,gba,jb->ja", member, inverse, forward)
     prec, lin = between_state_quadratic(layout, prep, arrays)
