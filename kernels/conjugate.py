@@ -32,6 +32,21 @@ def inverse_wishart_from_variates(scale: jax.Array, chi2: jax.Array,
     return factor @ factor.T
 
 
+def inverse_wishart_entries(scale, chi2, normals) -> list:
+    """:func:`inverse_wishart_from_variates` entry by entry (kernels.linalg's entries
+    form): ``scale[i][j]`` (j <= i), ``chi2[i]``, ``normals[i][j]`` (j < i) arrays of
+    one batch shape; returns the draw's entries ``draw[i][j]`` for all i, j."""
+    p = len(chi2)
+    chol, _ = linalg.cholesky_entries(scale)
+    bartlett = [[normals[i][j] for j in range(i)] + [jnp.sqrt(chi2[i])] for i in range(p)]
+    inverse_bartlett = linalg.triangular_inverse_entries(
+        bartlett, [jax.lax.rsqrt(chi2[i]) for i in range(p)])
+    factor = [[sum(chol[i][k] * inverse_bartlett[j][k] for k in range(min(i, j) + 1))
+               for j in range(p)] for i in range(p)]                      # C A^-T
+    return [[sum(factor[i][k] * factor[j][k] for k in range(p)) for j in range(p)]
+            for i in range(p)]
+
+
 MAX_REDRAW_ROUNDS = 1000
 
 

@@ -114,6 +114,66 @@ def normal_terms(entries, values) -> tuple[jax.Array, jax.Array]:
     return log_det, sum(y * y / q for y, q in zip(solved, pivots))
 
 
+def cholesky_entries(entries) -> tuple[list, list]:
+    """Lower Cholesky factor of a small positive definite matrix given entry by entry
+    (``entries[i][j]``, j <= i, arrays of one batch shape, as in :func:`normal_terms`):
+    (factor entries ``chol[i][j]`` for j <= i, inverse pivots ``1 / chol[i][i]``). Every
+    step is an elementwise operation over the batch, so that XLA fuses the whole
+    factorisation with its producers and consumers; NaN where not positive definite."""
+    d = len(entries)
+    chol = [[None] * (i + 1) for i in range(d)]
+    inverse_pivots = [None] * d
+    for i in range(d):
+        for j in range(i + 1):
+            s = entries[i][j] - sum(chol[i][k] * chol[j][k] for k in range(j))
+            if i == j:
+                inverse_pivots[i] = jax.lax.rsqrt(s)
+                chol[i][i] = s * inverse_pivots[i]
+            else:
+                chol[i][j] = s * inverse_pivots[j]
+    return chol, inverse_pivots
+
+
+def sample_entries(precision, linear, noise) -> list:
+    """Draw from N(P^-1 h, P^-1) entry by entry: ``precision[i][j]`` (j <= i), ``linear``
+    and ``noise`` (standard normal) lists of d arrays of one batch shape; the same
+    arithmetic as kernels.gaussian.sample_from_precision (z = L^-T (L^-1 h + noise))."""
+    chol, inverse_pivots = cholesky_entries(precision)
+    d = len(linear)
+    forward = []
+    for i in range(d):
+        forward.append((linear[i] - sum(chol[i][k] * forward[k] for k in range(i)))
+                       * inverse_pivots[i])
+    draw = [None] * d
+    for i in reversed(range(d)):
+        draw[i] = (forward[i] + noise[i] - sum(chol[k][i] * draw[k] for k in range(i + 1, d))
+                   ) * inverse_pivots[i]
+    return draw
+
+
+def inverse_entries(entries) -> list:
+    """Inverse of a small positive definite matrix given entry by entry (j <= i): the
+    full symmetric inverse as ``inverse[i][j]`` for all i, j, as A^-1 = L^-T L^-1."""
+    chol, inverse_pivots = cholesky_entries(entries)
+    inverse_chol = triangular_inverse_entries(chol, inverse_pivots)
+    d = len(entries)
+    return [[sum(inverse_chol[k][i] * inverse_chol[k][j] for k in range(max(i, j), d))
+             for j in range(d)] for i in range(d)]
+
+
+def triangular_inverse_entries(chol, inverse_pivots) -> list:
+    """Entries ``inverse[i][j]`` (j <= i) of the inverse of a lower triangular matrix
+    given entry by entry with its inverse pivots."""
+    d = len(chol)
+    inverse = [[None] * (i + 1) for i in range(d)]
+    for j in range(d):
+        inverse[j][j] = inverse_pivots[j]
+        for i in range(j + 1, d):
+            inverse[i][j] = -sum(chol[i][k] * inverse[k][j] for k in range(j, i)
+                                 ) * inverse_pivots[i]
+    return inverse
+
+
 def upper_triangle(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows and columns of the n(n+1)/2 upper-triangle entries of an n x n symmetric
     matrix, and (n, n) the position of each entry among them (both triangles)."""

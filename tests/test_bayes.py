@@ -12,7 +12,7 @@ import pytest
 
 import jaxsem
 from jaxsem.bayes import BayesOptions, fit_bayes, potential_scale_reduction
-from jaxsem.bayes import density, driver, gibbs, quadratic
+from jaxsem.bayes import density, driver, gibbs, quadratic, randomcoef
 from jaxsem.bayes.driver import _check_finite
 from jaxsem.bayes.layout import build_layout, size_groups
 from jaxsem.errors import ModelError
@@ -185,6 +185,74 @@ def test_between_regression_block_matches_jacobian_form(case):
                                                    arrays["factors"], priors, levels, idx)
     np.testing.assert_allclose(precision, p_ref, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(linear, h_ref, rtol=1e-10, atol=1e-10)
+
+
+RANDOM_COEFFICIENT_MODELS = {
+    # between covariate, full covariance block of the random effects with IW priors
+    "covariate_iw": ("%WITHIN%\n s | y ON x;\n %BETWEEN%\n y s ON w;\n y (t1);\n s (t2);\n"
+                     " y WITH s (t3);", "t1 ~ IW(1, 5);\n t2 ~ IW(0.5, 5);\n t3 ~ IW(0.2, 5);",
+                     ["x"], ["w"]),
+    # zero covariance: two inverse-gamma blocks; no between covariate; a fixed within
+    # intercept
+    "diagonal": ("%WITHIN%\n s | y ON x;\n [y@0.5];\n %BETWEEN%\n y WITH s@0;", None,
+                 ["x"], []),
+    # three random coefficients, a fixed within slope, a label shared by two equations,
+    # a normal prior on a coefficient and an IG prior on the within variance
+    "labels_priors": ("%WITHIN%\n s1 | y ON x1;\n s2 | y ON x2;\n y ON x3@0.5;\n y (v);\n"
+                      " %BETWEEN%\n y ON w (b1);\n s1 ON w (b2);\n s2 ON w (b2);",
+                      "b1 ~ N(0.2, 0.5);\n v ~ IG(1, 1);", ["x1", "x2", "x3"], ["w"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RANDOM_COEFFICIENT_MODELS))
+def test_random_coefficient_blocks_match_the_generic_blocks(case, monkeypatch):
+    """The random-coefficient sweep (bayes.randomcoef: per-cluster arithmetic, one Gram
+    matrix) gives the generic blocks' draws for the same noise, sweep after sweep, from
+    a state away from the posterior."""
+    text, priors, within, between = RANDOM_COEFFICIENT_MODELS[case]
+    model = jaxsem.Model.from_mplus(text, within=within, between=between, clusters=["c"],
+                                    priors=priors)
+    spec = model.spec
+    frame = spec.simulate(spec.start_values(), jax.random.PRNGKey(5), [4, 9, 13] * 12,
+                          cluster_names=["c"])
+    layout, arrays = driver.sampler_layout(model.prepare(frame))
+    arrays = jax.tree_util.tree_map(jnp.asarray, driver._sweep_inputs(layout, arrays))
+    schedule = gibbs.build_schedule(layout)
+    fast = gibbs.make_sweep(layout, schedule, 0)
+    monkeypatch.setattr(randomcoef, "plan", lambda *args: None)
+    generic = gibbs.make_sweep(layout, schedule, 0)
+    monkeypatch.undo()
+    assert randomcoef.plan(layout, schedule, quadratic.between_regression(
+        layout, schedule.coefficients, frozenset({2}), ())) is not None
+    rng = np.random.default_rng(6)
+    x0 = driver.default_starts(layout, arrays) + rng.uniform(0.05, 0.2, spec.n_free)
+    state = gibbs.initial_state(layout, schedule, x0, arrays)
+    state = state._replace(between=state.between + rng.normal(size=state.between.shape))
+    noise = gibbs.chunk_noise(layout, schedule, jax.random.PRNGKey(7), 3, arrays)
+    ours, theirs = state, state
+    for sweep in range(3):
+        noise_now = jax.tree_util.tree_map(lambda a: a[sweep], noise)
+        ours = jax.jit(fast)(jax.random.PRNGKey(0), ours, arrays, noise_now, sweep)[0]
+        theirs = generic(jax.random.PRNGKey(0), theirs, arrays, noise_now, sweep)[0]
+        np.testing.assert_allclose(ours.between, theirs.between, rtol=1e-9, atol=1e-10)
+        np.testing.assert_allclose(ours.x, theirs.x, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("text, within, between", [
+    ("%WITHIN%\n s | y1 ON x;\n y2 ON x;\n %BETWEEN%\n y1 y2 s ON w;", ["x"], ["w"]),
+    ("%WITHIN%\n s | y ON x;\n %BETWEEN%\n s ON y;", ["x"], []),
+    ("%WITHIN%\n y ON x;\n %BETWEEN%\n y ON w;\n w ON v;", ["x"], ["w", "v"]),
+])
+def test_random_coefficient_sweep_only_for_its_model_class(text, within, between):
+    """Two outcomes, a path among random coefficients, a between-level outcome: the
+    generic blocks serve."""
+    model = jaxsem.Model.from_mplus(text, within=within, between=between, clusters=["c"])
+    frame = model.spec.simulate(model.spec.start_values(), jax.random.PRNGKey(1), [5] * 20,
+                                cluster_names=["c"])
+    layout, _ = driver.sampler_layout(model.prepare(frame))
+    schedule = gibbs.build_schedule(layout)
+    assert randomcoef.plan(layout, schedule, quadratic.between_regression(
+        layout, schedule.coefficients, frozenset({2}), ())) is None
 
 
 def test_pooled_within_likelihood_matches_per_cluster_sum():

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsem.bayes import categorical, density, factor, quadratic
+from jaxsem.bayes import categorical, density, factor, quadratic, randomcoef
 from jaxsem.bayes.layout import Layout
 from jaxsem.errors import ModelError
 from jaxsem.kernels import conjugate, gaussian, hmc, linalg, normal
@@ -297,6 +297,7 @@ def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
                           for k, prior in schedule.priors if k in schedule.coefficients)
     between_regression = quadratic.between_regression(
         layout, schedule.coefficients, coefficient_levels, normal_priors)
+    random_coefficients = randomcoef.plan(layout, schedule, between_regression)
 
     def target(x, state_between, arrays):
         mats = spec.unpack(x)
@@ -333,6 +334,10 @@ def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
                 x, proposals[i] = factor.marginal_between(
                     level, layout, x, arrays, noise["factor"][i], proposals[i],
                     sweep_number, n_adapt)
+        if random_coefficients is not None and "state_prior_precision" not in arrays:
+            x, between = randomcoef.draw(random_coefficients, between_regression, layout,
+                                         schedule, x, arrays, noise)
+            return ChainState(x, between, y, state.adaptation, (), known), jnp.asarray(1.0)
         if layout.two_level and layout.stochastic:
             prep = density.prepare(layout, spec.unpack(x))
             between = quadratic.draw_between_state(noise["between"], layout, prep, arrays)
