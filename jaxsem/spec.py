@@ -136,6 +136,13 @@ class ModelSpec:
                                       dtype=np.int32)
         self.random_cells = tuple(random_cells)
 
+    @cached_property
+    def _unpack_select(self) -> np.ndarray:
+        """(size,) position of every matrix entry in [fixed values, x]."""
+        select = np.arange(self._base.shape[0], dtype=np.int32)
+        select[self._free_pos] = self._base.shape[0] + self._free_idx
+        return select
+
     def _random_source(self, name: str) -> tuple[int, int]:
         for bi, block in enumerate(self.blocks):
             if name in block.variables:
@@ -179,7 +186,9 @@ class ModelSpec:
     def unpack(self, x: jax.Array) -> tuple[dict[str, jax.Array], ...]:
         """Free-parameter vector (n_free,) -> per block {alpha, beta, gamma, psi, tau}."""
         x = jnp.asarray(x)
-        flat = jnp.asarray(self._base, dtype=x.dtype).at[self._free_pos].set(x[self._free_idx])
+        # a static selection from [fixed values, x] rather than a scatter: XLA's CPU
+        # scatter is a loop, slow when batched over chains and proposals
+        flat = jnp.concatenate([jnp.asarray(self._base, dtype=x.dtype), x])[self._unpack_select]
         out = []
         for bi, block in enumerate(self.blocks):
             mats = {}

@@ -174,6 +174,18 @@ def triangular_inverse_entries(chol, inverse_pivots) -> list:
     return inverse
 
 
+def set_entries(x: jax.Array, indices, values: jax.Array) -> jax.Array:
+    """``x.at[indices].set(values)`` along the last axis for static, distinct
+    ``indices``, as a selection from [x, values]: XLA's CPU scatter is a loop, slow
+    above all when batched (over chains and proposals); a static selection fuses."""
+    indices = np.asarray(indices, dtype=np.int32).reshape(-1)
+    size = x.shape[-1]
+    select = np.arange(size, dtype=np.int32)
+    select[indices] = size + np.arange(len(indices), dtype=np.int32)
+    values = jnp.broadcast_to(jnp.asarray(values, x.dtype), x.shape[:-1] + (len(indices),))
+    return jnp.concatenate([x, values], axis=-1)[..., select]
+
+
 def upper_triangle(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows and columns of the n(n+1)/2 upper-triangle entries of an n x n symmetric
     matrix, and (n, n) the position of each entry among them (both triangles)."""

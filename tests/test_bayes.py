@@ -501,7 +501,8 @@ def test_latent_summaries_match_per_unit_draws():
                                np.asarray(s_uf).reshape(reps, -1)], axis=1)
 
     t = jax.vmap(lambda z, c: factor.draw_summaries(factor._Cursor(z), c, a, chol_q,
-                                                    moments))(normals, chi2)
+                                                    moments, np.linalg.cholesky(moments))
+                 )(normals, chi2)
     fast = flat(t[:, :nf, :nf], t[:, nf:, :nf])
     f = u @ a.T + np.asarray(jax.random.normal(k3, (reps, n, nf))) @ inv_lt.T
     slow = flat(np.einsum("rna,rnb->rab", f, f), np.einsum("na,rnb->rab", u, f))

@@ -51,6 +51,44 @@ def test_small_gaussian_draws_match_lapack(d):
     np.testing.assert_allclose(draws, reference, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("d", [1, 2, 4])
+def test_entry_by_entry_algebra_matches_the_matrix_forms(d):
+    """kernels.linalg's entries form (Cholesky, Gaussian draw, inverse) and
+    conjugate.inverse_wishart_entries against numpy and the matrix forms, batched."""
+    rng = np.random.default_rng(10 + d)
+    a = rng.normal(size=(5, d, d))
+    spd = a @ np.swapaxes(a, -1, -2) + np.eye(d)
+    entries = [[jnp.asarray(spd[:, i, j]) for j in range(i + 1)] for i in range(d)]
+    chol, inverse_pivots = linalg.cholesky_entries(entries)
+    reference = np.linalg.cholesky(spd)
+    for i in range(d):
+        np.testing.assert_allclose(inverse_pivots[i], 1.0 / reference[:, i, i], rtol=1e-12)
+        for j in range(i + 1):
+            np.testing.assert_allclose(chol[i][j], reference[:, i, j], rtol=1e-12, atol=1e-12)
+    linear, noise = rng.normal(size=(5, d)), rng.normal(size=(5, d))
+    draw = linalg.sample_entries(entries, list(jnp.asarray(linear.T)), list(jnp.asarray(noise.T)))
+    np.testing.assert_allclose(np.stack(draw, -1),
+                               gaussian.sample_from_precision(noise, spd, linear), rtol=1e-10)
+    inverse = linalg.inverse_entries(entries)
+    np.testing.assert_allclose(np.stack([np.stack(row, -1) for row in inverse], -2),
+                               np.linalg.inv(spd), rtol=1e-10, atol=1e-12)
+    chi2, normals = rng.chisquare(d + 5.0, size=d), rng.normal(size=(d, d))
+    draw = conjugate.inverse_wishart_entries(
+        [[jnp.asarray(spd[0, i, j]) for j in range(i + 1)] for i in range(d)],
+        list(jnp.asarray(chi2)), [[jnp.asarray(normals[i, j]) for j in range(i)]
+                                  for i in range(d)])
+    np.testing.assert_allclose(np.array([[float(v) for v in row] for row in draw]),
+                               conjugate.inverse_wishart_from_variates(spd[0], chi2, normals),
+                               rtol=1e-10)
+
+
+def test_set_entries_is_a_scatter():
+    x = jnp.asarray(np.arange(12.0).reshape(2, 6))
+    values = jnp.asarray([[-1.0, -2.0], [-3.0, -4.0]])
+    np.testing.assert_array_equal(linalg.set_entries(x, [4, 1], values),
+                                  x.at[:, np.array([4, 1])].set(values))
+
+
 def test_inverse_identity_minus_acyclic_and_cyclic():
     rng = np.random.default_rng(3)
     chain = np.zeros((4, 4), dtype=bool)

@@ -285,9 +285,10 @@ def conditional_map(level: FactorLevel, mats) -> tuple[jax.Array, jax.Array]:
 
 
 def draw_summaries(cursor: _Cursor, chi2: jax.Array, a: jax.Array, chol_q: jax.Array,
-                   moments: jax.Array) -> jax.Array:
+                   moments: jax.Array, moment_factor: jax.Array) -> jax.Array:
     """T = sum_i [f_i; u_i][f_i; u_i]' for f_i ~ N(A u_i, Q^-1) independently, given
-    M = sum u u' (m, m) of n units, without drawing the f_i.
+    M = sum u u' (m, m) of n units and its Cholesky factor F (F F' = M), without
+    drawing the f_i.
 
     With f_i = A u_i + L^-T xi_i (Q = L L'): sum u f' = M A' + E L^-1 where E = sum u xi'
     ~ F G (F F' = M, G standard normal m x nf), and sum xi xi' = G'G + W, W ~ Wishart(n - m,
@@ -298,7 +299,7 @@ def draw_summaries(cursor: _Cursor, chi2: jax.Array, a: jax.Array, chol_q: jax.A
     g = cursor.take(m * nf).reshape(m, nf)
     lower = cursor.take(nf * nf).reshape(nf, nf)
     inv_l = linalg.solve_lower(chol_q, jnp.eye(nf))
-    noise_uf = linalg.cholesky(moments, lapack=False) @ g @ inv_l
+    noise_uf = moment_factor @ g @ inv_l
     bartlett = jnp.tril(lower, -1) + jnp.diag(jnp.sqrt(chi2))
     w = g.T @ g + bartlett @ bartlett.T
     s_uf = moments @ a.T + noise_uf
@@ -335,7 +336,7 @@ def conjugate_update(level: FactorLevel, x, t_sum, cursor: _Cursor, chi2: jax.Ar
             prec = t_sum[np.ix_(cols, cols)] / var + np.diag(1.0 / var0)
             lin = t_sum[cols] @ fixed / var + mean0 / var0
             beta = gaussian.sample_from_precision(cursor.take(len(free)), prec, lin)
-            x = x.at[np.asarray([t.index for t in free])].set(beta)
+            x = linalg.set_entries(x, [t.index for t in free], beta)
         if eq.variance >= 0:
             r = _residual_vector(level, eq, x)
             scale0, _ = eq.variance_prior
@@ -516,7 +517,7 @@ def independence_steps(level: FactorLevel, x, log_likelihood, proposal: Proposal
     idx, sds = np.asarray(level.indices), _variance_positions(level)
 
     def to_x(u):
-        return x.at[idx].set(jnp.where(sds, u * u, u))
+        return linalg.set_entries(x, idx, jnp.where(sds, u * u, u))
 
     def log_weight(u, e_sq):
         """log target - log proposal on (coefficients, sqrt(variances)); ``e_sq``: the
@@ -540,18 +541,19 @@ def independence_steps(level: FactorLevel, x, log_likelihood, proposal: Proposal
         proposals = proposal.mean + (noise["normals"] @ proposal.chol.T) * stretch[:, None]
         e_sq = jnp.concatenate([jnp.sum(e0 * e0)[None],
                                 jnp.sum(noise["normals"] ** 2, axis=1) * stretch ** 2])
-        weights = jax.vmap(log_weight)(jnp.concatenate([u0[None], proposals]), e_sq)
-
-        def step(carry, inputs):
-            u, weight = carry
-            new, new_weight, uniform = inputs
-            accept = jnp.log(uniform) < new_weight - weight
-            u = jnp.where(accept, new, u)
-            return (u, jnp.where(accept, new_weight, weight)), u
-
-        (u, _), path = jax.lax.scan(step, (u0, weights[0]),
-                                    (proposals, weights[1:], noise["uniform"]))
-        return u, path[0]
+        points = jnp.concatenate([u0[None], proposals])
+        weights = jax.vmap(log_weight)(points, e_sq)
+        # the decisions in sequence on scalars (which point the chain is at): elementwise
+        # operations that XLA fuses into one kernel, where a scan of the positions took
+        # several kernels per step
+        log_uniform = jnp.log(noise["uniform"])
+        at, weight, first = 0, weights[0], None
+        for k in range(proposals.shape[0]):
+            accept = log_uniform[k] < weights[k + 1] - weight
+            at = jnp.where(accept, k + 1, at)
+            weight = jnp.where(accept, weights[k + 1], weight)
+            first = at if first is None else first
+        return points[at], points[first]
 
     u, first = jax.lax.cond(iteration >= n_adapt // 2, run_steps, lambda _: (u0, u0), None)
     return to_x(u), _adapt(level, proposal, first, iteration, n_adapt)
@@ -593,12 +595,13 @@ def update_within(level: FactorLevel, layout: Layout, x, between, arrays, noise,
     moments = density.pooled_within_moments(layout, zb, arrays)
     n = arrays["n"].sum()
     n_var = noise["chi2"].shape[-1] - level.nf
+    moment_factor = linalg.cholesky(moments, lapack=False)  # once for all cycles
 
     def cycle(x, cycle_noise):
         cursor = _Cursor(cycle_noise["normals"])
         chi2 = cycle_noise["chi2"]
         a, chol_q = conditional_map(level, spec.unpack(x))
-        t_sum = draw_summaries(cursor, chi2[n_var:], a, chol_q, moments)
+        t_sum = draw_summaries(cursor, chi2[n_var:], a, chol_q, moments, moment_factor)
         x = conjugate_update(level, x, t_sum, cursor, chi2[:n_var])
         x = interweave_scales(level, x, t_sum, cursor, cycle_noise["uniforms"])
         cursor.done()

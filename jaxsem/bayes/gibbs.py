@@ -355,7 +355,7 @@ def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
                     layout, spec, x, between, arrays, factors, normal_priors,
                     coefficient_levels, idx)
             draw = gaussian.sample_from_precision(noise["coefficients"], precision, linear)
-            x = x.at[idx].set(draw)
+            x = linalg.set_entries(x, idx, draw)
         for i, level in enumerate(schedule.factor_levels):
             if level.block == 0:
                 x, proposals[i] = factor.update_within(
@@ -372,7 +372,7 @@ def make_sweep(layout: Layout, schedule: Schedule, n_adapt: int):
             logs = np.asarray(schedule.nuts_log_scale)
 
             def to_x(u):
-                return x.at[idx].set(jnp.where(logs, jnp.exp(u), u))
+                return linalg.set_entries(x, idx, jnp.where(logs, jnp.exp(u), u))
 
             if pooled_nuts:
                 prep0 = density.prepare(layout, spec.unpack(x))
@@ -506,7 +506,7 @@ def _draw_covariances(variates, layout: Layout, schedule: Schedule, x, arrays, b
             np.ix_(members, members)]
         draw = conjugate.inverse_wishart_from_variates(scale, chi2, normals)
         rows, columns, indices = (np.asarray(v) for v in zip(*block.entries))
-        x = x.at[indices].set(draw[rows, columns])
+        x = linalg.set_entries(x, indices, draw[rows, columns])
     return x
 
 

@@ -146,7 +146,9 @@ def draw(plan_: RandomCoefficients, regression, layout: Layout, schedule, x, arr
             [[normals[i, j] for j in range(i)] for i in range(size)])
         for i, j, k in block.entries:
             updates[k] = value[i][j]
-    return _place(x, updates), jnp.stack(z, -1)
+    if updates:
+        x = linalg.set_entries(x, list(updates), jnp.stack(list(updates.values())))
+    return x, jnp.stack(z, -1)
 
 
 def _draw_coefficients(regression, schedule, x, gram, q, a_map, alpha, gamma, noise,
@@ -183,14 +185,3 @@ def _draw_coefficients(regression, schedule, x, gram, q, a_map, alpha, gamma, no
     for c, k in enumerate(idx):
         updates[k] = value[c]
     return alpha, gamma
-
-
-def _place(x: jax.Array, updates: dict) -> jax.Array:
-    """x with the entries ``updates`` {index: value} replaced, by a static selection
-    (XLA's CPU scatter is a loop)."""
-    if not updates:
-        return x
-    select = np.arange(x.shape[0])
-    select[list(updates)] = x.shape[0] + np.arange(len(updates))
-    values = jnp.stack([jnp.asarray(v, x.dtype) for v in updates.values()])
-    return jnp.concatenate([x, values])[select]
