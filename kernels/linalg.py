@@ -151,6 +151,25 @@ def sample_entries(precision, linear, noise) -> list:
     return draw
 
 
+def trace_terms(covariance, spread, moments) -> tuple[jax.Array, jax.Array]:
+    """log det S and tr(S^-1 E M E') entry by entry (a Gaussian log likelihood from
+    moments: residuals E u with sum u u' = M): ``covariance[i][j]`` (j <= i) of S
+    (p x p), ``spread[i][a]`` of E (p x m), ``moments[a][b]`` (b <= a) of M (m x m),
+    arrays (or numbers) of one batch shape. As in :func:`cholesky_entries`, every step
+    is elementwise over the batch: XLA fuses it into a few kernels where the matrix form
+    takes a small matrix product (slow at these sizes) and several kernels per step."""
+    chol, inverse_pivots = cholesky_entries(covariance)
+    p, m = len(spread), len(spread[0])
+    solved = []                                                           # L^-1 E
+    for i in range(p):
+        solved.append([(spread[i][a] - sum(chol[i][k] * solved[k][a] for k in range(i)))
+                       * inverse_pivots[i] for a in range(m)])
+    quad = sum(x[a] * (x[a] * moments[a][a] + 2.0 * sum(x[b] * moments[a][b] for b in range(a)))
+               for x in solved for a in range(m))
+    log_det = -2.0 * sum(jnp.log(v) for v in inverse_pivots)
+    return log_det, quad
+
+
 def inverse_entries(entries) -> list:
     """Inverse of a small positive definite matrix given entry by entry (j <= i): the
     full symmetric inverse as ``inverse[i][j]`` for all i, j, as A^-1 = L^-T L^-1."""

@@ -565,6 +565,49 @@ def test_between_marginal_loglik_matches_the_normal_density(small, grouped, monk
     assert a2 - a1 == pytest.approx(e2 - e1, abs=1e-8)
 
 
+@pytest.mark.parametrize("small", [True, False])
+def test_within_marginal_loglik_matches_the_normal_density(small, monkeypatch):
+    """factor.marginal_loglik (entry by entry up to SMALL indicators, matrix form above)
+    from the moments of u = [y, 1, x] against scipy's normal density of
+    y_i ~ N(alpha + Gamma x_i + Lambda (alpha_f + gamma_f x_i), Lambda phi Lambda' + Theta),
+    equal up to a constant (differences between two parameter points)."""
+    from scipy import stats
+
+    from jaxsem.bayes import factor
+    from jaxsem.kernels import linalg
+    if not small:
+        monkeypatch.setattr(linalg, "SMALL", 0)
+    rng = np.random.default_rng(8)
+    cluster = np.repeat(np.arange(30), 5)
+    frame = pd.DataFrame(rng.normal(size=(cluster.size, 4)), columns=["y1", "y2", "y3", "x"])
+    frame["c"] = cluster
+    model = jaxsem.Model.from_mplus("%WITHIN%\n fw BY y1-y3;\n fw ON x;\n y3 ON x;\n"
+                                    " %BETWEEN%\n fb BY y1-y3;", within=["x"], clusters=["c"])
+    layout, arrays = driver.sampler_layout(model.prepare(frame))
+    level = next(lv for lv in gibbs.build_schedule(layout).factor_levels if lv.block == 0)
+    y, x = frame[["y1", "y2", "y3"]].to_numpy(), frame[["x"]].to_numpy()
+    u = np.column_stack([y, np.ones(len(y)), x])
+
+    def both(values):
+        within = layout.spec.unpack(jnp.asarray(values))[0]
+        ours = factor.marginal_loglik(level, layout.spec.unpack(jnp.asarray(values)),
+                                      jnp.asarray(u.T @ u), float(len(y)))
+        beta, psi, alpha, gamma = (np.asarray(within[k]) for k in ("beta", "psi", "alpha",
+                                                                   "gamma"))
+        obs, lat = np.asarray(level.observed), np.asarray(level.latent)
+        lam = beta[np.ix_(obs, lat)]
+        sigma = lam @ psi[np.ix_(lat, lat)] @ lam.T + np.diag(np.diag(psi)[obs])
+        mean = (alpha[obs] + x @ gamma[obs].T
+                + (alpha[lat] + x @ gamma[lat].T) @ lam.T)
+        exact = sum(stats.multivariate_normal(mean[i], sigma).logpdf(y[i])
+                    for i in range(len(y)))
+        return float(ours), exact
+    x1 = np.asarray(driver.default_starts(layout, arrays))
+    x2 = x1 + rng.uniform(0.05, 0.3, x1.shape)
+    (a1, e1), (a2, e2) = both(x1), both(x2)
+    assert a2 - a1 == pytest.approx(e2 - e1, abs=1e-8)
+
+
 @pytest.mark.parametrize("case", ["between_outcome", "deterministic", "factor"])
 def test_between_state_grouped_by_size_matches_per_cluster(case):
     """Without random slopes, the between state drawn with one Cholesky factor per

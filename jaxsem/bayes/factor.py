@@ -422,13 +422,41 @@ def _marginal_moments(level: FactorLevel, mats):
     return sigma, jnp.eye(level.p, level.m) - coef_y - lam @ coef_f
 
 
+def _marginal_entries(level: FactorLevel, mats) -> tuple[list, list]:
+    """:func:`_marginal_moments` entry by entry: Sigma[i][j] (j <= i) and R[i][a]."""
+    b = mats[level.block]
+    obs, lat = level.observed, level.latent
+    lam = [[b["beta"][o, f] for f in lat] for o in obs]
+    phi = [b["psi"][f, f] for f in lat]
+    sigma = [[sum(lam[i][g] * phi[g] * lam[j][g] for g in range(level.nf))
+              + (b["psi"][obs[i], obs[i]] if i == j else 0.0) for j in range(i + 1)]
+             for i in range(level.p)]
+
+    def coefficients(v):   # on u = [y, 1, x] beyond the y columns
+        return [b["alpha"][v]] + [b["gamma"][v, c] for c in range(b["gamma"].shape[1])]
+    of_factors = [coefficients(f) for f in lat]
+    residual = [[float(a == i) for a in range(level.p)]
+                + [-c - sum(lam[i][g] * of_factors[g][a] for g in range(level.nf))
+                   for a, c in enumerate(coefficients(o))] for i, o in enumerate(obs)]
+    return sigma, residual
+
+
 def marginal_loglik(level: FactorLevel, mats, moments, n) -> jax.Array:
     """Log likelihood of the level's data (factors integrated out) from M = sum u u'."""
+    if level.p <= linalg.SMALL:   # entry by entry: a few fused kernels
+        sigma, r = _marginal_entries(level, mats)
+        log_det, quad = linalg.trace_terms(sigma, r, _lower_entries(moments))
+        return -0.5 * (n * log_det + quad)
     sigma, r = _marginal_moments(level, mats)
     chol = linalg.cholesky(sigma, lapack=False)
     x = linalg.solve_lower(chol, r, lapack=False)
     quad = jnp.einsum("pm,mk,pk->", x, moments, x)
     return -n * jnp.sum(jnp.log(jnp.diagonal(chol))) - 0.5 * quad
+
+
+def _lower_entries(a: jax.Array) -> list:
+    """a[i][j], j <= i, of a symmetric (..., d, d) array."""
+    return [[a[..., i, j] for j in range(i + 1)] for i in range(a.shape[-1])]
 
 
 def between_marginal_loglik(level: FactorLevel, mats, chol_c, z_hat, n, w) -> jax.Array:
@@ -463,16 +491,21 @@ def grouped_between_marginal_loglik(level: FactorLevel, mats, chol_c, moments, s
     residuals z_hat_j - mu_j = E v_j (E = [I, R_B], v_j = [z_hat_j, 1, w_j]) enter
     through M_g = sum v_j v_j' (``moments`` (G, m, m)): sum_j r_j' S_g^-1 r_j =
     tr(S_g^-1 E M_g E'). The cost no longer grows with the number of clusters."""
-    sigma, r = _marginal_moments(level, mats)
     p = level.p
-    spread = jnp.concatenate([jnp.eye(p), r[:, p:]], axis=1)                     # E
     c = chol_c @ chol_c.T
+    log_det_c = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol_c)))
+    if p <= linalg.SMALL:   # entry by entry, the groups as a batch axis
+        sigma, r = _marginal_entries(level, mats)
+        covariance = [[sigma[i][j] + c[i, j] / sizes for j in range(i + 1)] for i in range(p)]
+        log_det, quad = linalg.trace_terms(covariance, r, _lower_entries(moments))   # E = R
+        return -0.5 * (jnp.sum(clusters * (log_det - log_det_c)) + jnp.sum(quad))
+    sigma, r = _marginal_moments(level, mats)
+    spread = jnp.concatenate([jnp.eye(p), r[:, p:]], axis=1)                     # E
     chol = linalg.cholesky(sigma[None] + c[None] / sizes[:, None, None], lapack=False)
     x = linalg.solve_lower(chol, jnp.broadcast_to(spread, (sizes.shape[0],) + spread.shape),
                            lapack=False)                                    # (G, p, m)
     quad = jnp.sum(x * jnp.einsum("gpm,gmk->gpk", x, moments))
-    log_det = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=1, axis2=2)), axis=1) \
-        - 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol_c)))
+    log_det = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=1, axis2=2)), axis=1) - log_det_c
     return -0.5 * (jnp.sum(clusters * log_det) + quad)
 
 
