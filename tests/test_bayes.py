@@ -290,6 +290,36 @@ def test_no_recompilation_for_a_second_data_set_of_the_same_shape():
     assert not np.allclose(first.kept, second.kept)
 
 
+def test_kept_programs_load_without_tracing_and_give_the_same_draws(tmp_path, monkeypatch):
+    """bayes.programs: a program kept on disk is loaded in a later session (here: with
+    the in-memory cache cleared and tracing made impossible) and gives the same draws;
+    a damaged file is compiled afresh and rewritten; another structure, another file."""
+    from jaxsem.bayes import programs
+    monkeypatch.setattr(programs, "_folder", tmp_path)
+    analysis = _random_slope_analysis(seed=6, clusters=20, size=5)
+    options = BayesOptions(fbiterations=200, bseed=2, **QUIET)
+    driver._compiled_chunk.cache_clear()
+    first = fit_bayes(analysis, options)
+    kept = list(tmp_path.iterdir())
+    assert len(kept) == 1
+
+    def no_tracing(*args):
+        raise AssertionError("the program was traced again")
+    with monkeypatch.context() as patched:
+        patched.setattr(gibbs, "make_sweep", no_tracing)
+        driver._compiled_chunk.cache_clear()
+        second = fit_bayes(analysis, options)
+    np.testing.assert_array_equal(second.kept, first.kept)
+    kept[0].write_bytes(b"damaged")
+    driver._compiled_chunk.cache_clear()
+    third = fit_bayes(analysis, options)
+    np.testing.assert_array_equal(third.kept, first.kept)
+    assert kept[0].read_bytes() != b"damaged"
+    fit_bayes(_random_slope_analysis(seed=6, clusters=21, size=5), options)
+    assert len(list(tmp_path.iterdir())) == 2
+    driver._compiled_chunk.cache_clear()
+
+
 def test_draws_do_not_depend_on_how_chains_are_grouped_on_threads():
     """PROCESSORS splits the chains into groups run at once on threads; each chain's
     random numbers come from its index, so 1, 2 or 4 groups give the same draws."""

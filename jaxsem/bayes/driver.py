@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsem.bayes import crossed, gibbs, threelevel, views
+from jaxsem.bayes import crossed, gibbs, programs, threelevel, views
 from jaxsem.bayes.categorical import start_thresholds
 from jaxsem.bayes.layout import Layout, build_layout
 from jaxsem.bayes.results import BayesFit
@@ -403,7 +403,13 @@ def _compiled_chunk(layout: Layout, schedule, n_adapt: int, chunk: int, thin: in
     """(compiled chunk, whether it may run concurrently) for one model structure, data
     shape and number of chains (cached: a second data set of the same shapes reuses
     it); data arrays are arguments, not constants. ``chain_ids`` (chains,) int32 name
-    the chains: each chain's key is derived from its index."""
+    the chains: each chain's key is derived from its index. With programs kept on disk
+    (bayes.programs), one compiled in an earlier session is loaded instead."""
+    name = programs.program_key((layout, schedule, n_adapt, chunk, thin, chains, shapes),
+                                compiler_options(schedule.latent_responses))
+    kept = programs.load(name)
+    if kept is not None:
+        return kept
     engine = _engine(layout)
     sweep = engine.make_sweep(layout, schedule, n_adapt)
 
@@ -442,7 +448,9 @@ def _compiled_chunk(layout: Layout, schedule, n_adapt: int, chunk: int, thin: in
     compiled = compile_with_options(runner.lower(
         arrays, states, key, jax.ShapeDtypeStruct((), jnp.int32),
         jax.ShapeDtypeStruct((chains,), jnp.int32)), per_observation=schedule.latent_responses)
-    return compiled, 'custom_call_target="lapack' not in compiled.as_text()
+    concurrent = 'custom_call_target="lapack' not in compiled.as_text()
+    programs.store(name, compiled, concurrent)
+    return compiled, concurrent
 
 
 def _check_finite(x_draws: np.ndarray, names: list[str], done: int, thin: int) -> None:
