@@ -529,8 +529,10 @@ SCALE = (1.2, 1.5)
 
 
 def init_proposal(level: FactorLevel) -> Proposal:
+    """The unadapted proposal (numpy: no eager JAX operation, each of which compiles a
+    small program on its first use in a session)."""
     d = len(level.indices)
-    return Proposal(jnp.zeros(d), jnp.eye(d), jnp.zeros(d), jnp.zeros((d, d)), jnp.asarray(0.0))
+    return Proposal(np.zeros(d), np.eye(d), np.zeros(d), np.zeros((d, d)), np.asarray(0.0))
 
 
 def _variance_positions(level: FactorLevel) -> np.ndarray:
