@@ -73,7 +73,7 @@ def plan(layout: Layout, schedule, regression) -> RandomCoefficients | None:
     return RandomCoefficients(tuple(tuple(c) for c in columns), tuple(residual))
 
 
-def draw(plan_: RandomCoefficients, regression, layout: Layout, schedule, x, arrays,
+def draw(structure: RandomCoefficients, regression, layout: Layout, schedule, x, arrays,
          noise) -> tuple[jax.Array, jax.Array]:
     """(x (n_free,), between state (J, nb)) after the between state, the coefficient
     block and the covariance blocks, in that order (as bayes.gibbs's sweep)."""
@@ -86,13 +86,13 @@ def draw(plan_: RandomCoefficients, regression, layout: Layout, schedule, x, arr
     w = [arrays["w"][:, i] for i in range(qb)]
     inverse_sigma2 = 1.0 / within["psi"][0, 0]
     fixed = {0: 1.0}
-    for c in plan_.residual[1:]:
+    for c in structure.residual[1:]:
         fixed[c] = -within["alpha"][0] if c == 1 else -within["gamma"][0, c - 2]
     psi = between["psi"]
     q = linalg.inverse_entries([[psi[i, j] for j in range(i + 1)] for i in range(nb)])
 
     # between state: per cluster P = G'MG / sigma2 + Psi^-1, h = G'M r0 / sigma2 + Psi^-1 mu
-    cols = plan_.columns
+    cols = structure.columns
     cross_xx = [[sum(moment(a, b) for a in cols[k] for b in cols[l]) for l in range(k + 1)]
                 for k in range(nb)]
     cross_xr = [sum(fixed[b] * moment(a, b) for a in cols[k] for b in fixed)
