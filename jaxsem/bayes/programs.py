@@ -4,11 +4,11 @@ model; JAX's own persistent cache still traces and lowers the program every time
 
 A program is stored under a digest of everything that decides it: the model's
 structure (layout and schedule, the ModelSpec by its structure key), the chunk
-options and array shapes, the XLA options, the jax and jaxlib versions, the backend and
-device, the CPU's instruction-set flags (XLA compiles for the host CPU), and the source
-of jaxsem itself. Off unless a folder is given (:func:`keep_programs`; ``jaxsem run``
-keeps them in $JAXSEM_CACHE_DIR/programs). A file that cannot be read is ignored and
-rewritten.
+options and array shapes, the XLA options, the versions of the libraries traced into
+it (jax, jaxlib, BlackJAX, numpy), the backend and device, the CPU's instruction-set
+flags (XLA compiles for the host CPU), and the source of jaxsem itself. Off unless a
+folder is given (:func:`keep_programs`; ``jaxsem run`` keeps them in
+$JAXSEM_CACHE_DIR/programs). A file that cannot be read is ignored and rewritten.
 """
 from __future__ import annotations
 
@@ -30,6 +30,8 @@ import jaxsem
 from jaxsem.spec import ModelSpec
 
 _folder: Path | None = None
+# the libraries whose code is traced into a sampler program (BlackJAX: the NUTS block)
+TRACED_LIBRARIES = ("jax", "jaxlib", "blackjax", "numpy")
 
 
 def keep_programs(folder: str | os.PathLike | None) -> None:
@@ -98,9 +100,9 @@ def _identity(value):
 @functools.lru_cache(maxsize=1)
 def _environment() -> tuple:
     device = jax.devices()[0]
-    return (jax.__version__, importlib.metadata.version("jaxlib"), device.platform,
-            device.device_kind, jax.config.jax_enable_x64, sys.version, _cpu_flags(),
-            _source_digest())
+    return (tuple(importlib.metadata.version(name) for name in TRACED_LIBRARIES),
+            device.platform, device.device_kind, jax.config.jax_enable_x64, sys.version,
+            _cpu_flags(), _source_digest())
 
 
 def _cpu_flags() -> str:
