@@ -22,6 +22,10 @@ A sweep is an ordered chain of blocks, each a pure function of (key, state):
    labels across kinds, non-conjugate priors): one NUTS move on an unconstrained scale
    (log variances), adapted during warm-up (kernels.hmc).
 
+A random-coefficient regression (bayes.randomcoef: one continuous outcome, between
+variables that are its random coefficients) takes blocks 2-4 as one fused pass with the
+same draws.
+
 Adding a block type means adding a function here and a line in ``sweep``.
 """
 from __future__ import annotations
