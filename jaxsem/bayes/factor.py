@@ -320,28 +320,42 @@ def _residual_vector(level: FactorLevel, eq: Equation, x, skip: int | None = Non
 
 def conjugate_update(level: FactorLevel, x, t_sum, cursor: _Cursor, chi2: jax.Array):
     """Each equation's free coefficients given its variance (normal), then its variance
-    given the new coefficients (inverse gamma), from T = sum v v'."""
+    given the new coefficients (inverse gamma), from T = sum v v'; written entry by
+    entry (kernels.linalg's entries form), the new values placed in x at the end."""
     nv = level.nf + level.m
+    entries = [[t_sum[a, b] for b in range(nv)] for a in range(nv)]  # unused ones: dropped
     variance_draws = iter(range(chi2.shape[0]))
+    new: dict[int, jax.Array] = {}
+
+    def value(term: Term):
+        return new.get(term.index, x[term.index]) if term.index >= 0 else term.value
+
+    def quadratic(weights: dict[int, object]):
+        return sum(wa * wb * entries[a][b] for a, wa in weights.items()
+                   for b, wb in weights.items())
     for eq in level.equations:
         free = eq.free_terms
-        var = x[eq.variance] if eq.variance >= 0 else eq.variance_value
         if free:
-            fixed = jnp.zeros(nv).at[eq.response].set(1.0)
+            var = new.get(eq.variance, x[eq.variance]) if eq.variance >= 0 else eq.variance_value
+            fixed = {eq.response: 1.0}
             for t in eq.terms:
                 if t.index < 0:
-                    fixed = fixed.at[t.col].add(-t.value)
-            cols = np.asarray([t.col for t in free])
-            mean0, var0 = (np.asarray(v) for v in zip(*(t.prior for t in free)))
-            prec = t_sum[np.ix_(cols, cols)] / var + np.diag(1.0 / var0)
-            lin = t_sum[cols] @ fixed / var + mean0 / var0
-            beta = gaussian.sample_from_precision(cursor.take(len(free)), prec, lin)
-            x = linalg.set_entries(x, [t.index for t in free], beta)
+                    fixed[t.col] = fixed.get(t.col, 0.0) - t.value
+            precision = [[entries[ti.col][tj.col] / var + (1.0 / ti.prior[1] if i == j else 0.0)
+                          for j, tj in enumerate(free[:i + 1])] for i, ti in enumerate(free)]
+            linear = [sum(w * entries[t.col][c] for c, w in fixed.items()) / var
+                      + t.prior[0] / t.prior[1] for t in free]
+            draws = linalg.sample_entries(precision, linear, list(cursor.take(len(free))))
+            new.update((t.index, d) for t, d in zip(free, draws))
         if eq.variance >= 0:
-            r = _residual_vector(level, eq, x)
-            scale0, _ = eq.variance_prior
-            x = x.at[eq.variance].set((scale0 + r @ t_sum @ r) / chi2[next(variance_draws)])
-    return x
+            residual = {eq.response: 1.0}
+            for t in eq.terms:
+                residual[t.col] = residual.get(t.col, 0.0) - value(t)
+            new[eq.variance] = (eq.variance_prior[0] + quadratic(residual)) / chi2[
+                next(variance_draws)]
+    if not new:
+        return x
+    return linalg.set_entries(x, list(new), jnp.stack([jnp.asarray(v) for v in new.values()]))
 
 
 def _log_target(level: FactorLevel, x, scale_powers: dict[int, float]) -> jax.Array:
