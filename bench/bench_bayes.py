@@ -31,8 +31,6 @@ import time
 from pathlib import Path
 
 import jax
-
-import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent

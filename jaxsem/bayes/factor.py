@@ -48,7 +48,7 @@ from jax.scipy.special import ndtr
 
 from jaxsem.bayes import density
 from jaxsem.bayes.layout import Layout
-from jaxsem.kernels import gaussian, linalg
+from jaxsem.kernels import linalg
 from jaxsem.priors import Prior, default_prior, log_prob
 
 CYCLES = (1, 1)   # cycles per sweep of steps 1-3 (within, between)
