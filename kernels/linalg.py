@@ -114,6 +114,14 @@ def normal_terms(entries, values) -> tuple[jax.Array, jax.Array]:
     return log_det, sum(y * y / q for y, q in zip(solved, pivots))
 
 
+def lower_entries(a) -> list:
+    """``a[i][j]`` for j <= i of a symmetric (..., d, d) array (or list of lists), the
+    input of the entries-form functions below."""
+    if isinstance(a, list):
+        return [[a[i][j] for j in range(i + 1)] for i in range(len(a))]
+    return [[a[..., i, j] for j in range(i + 1)] for i in range(a.shape[-1])]
+
+
 def cholesky_entries(entries) -> tuple[list, list]:
     """Lower Cholesky factor of a small positive definite matrix given entry by entry
     (``entries[i][j]``, j <= i, arrays of one batch shape, as in :func:`normal_terms`):

@@ -308,14 +308,22 @@ def draw_summaries(cursor: _Cursor, chi2: jax.Array, a: jax.Array, chol_q: jax.A
     return jnp.block([[s_ff, s_uf.T], [s_uf, moments]])
 
 
+def _residual_weights(eq: Equation, terms, value) -> dict:
+    """{column of v: weight} with sum weight * v = v[response] minus ``terms``, each
+    at ``value(term)``."""
+    weights = {eq.response: 1.0}
+    for t in terms:
+        weights[t.col] = weights.get(t.col, 0.0) - value(t)
+    return weights
+
+
 def _residual_vector(level: FactorLevel, eq: Equation, x, skip: int | None = None) -> jax.Array:
     """(nv,) r with r'v = the equation's residual at the current coefficients; term
     position ``skip`` is left out."""
-    r = jnp.zeros(level.nf + level.m).at[eq.response].set(1.0)
-    for i, t in enumerate(eq.terms):
-        if i != skip:
-            r = r.at[t.col].add(-(x[t.index] if t.index >= 0 else t.value))
-    return r
+    weights = _residual_weights(eq, [t for i, t in enumerate(eq.terms) if i != skip],
+                                lambda t: x[t.index] if t.index >= 0 else t.value)
+    return linalg.set_entries(jnp.zeros(level.nf + level.m), list(weights),
+                              jnp.stack([jnp.asarray(w) for w in weights.values()]))
 
 
 def conjugate_update(level: FactorLevel, x, t_sum, cursor: _Cursor, chi2: jax.Array):
@@ -337,10 +345,7 @@ def conjugate_update(level: FactorLevel, x, t_sum, cursor: _Cursor, chi2: jax.Ar
         free = eq.free_terms
         if free:
             var = new.get(eq.variance, x[eq.variance]) if eq.variance >= 0 else eq.variance_value
-            fixed = {eq.response: 1.0}
-            for t in eq.terms:
-                if t.index < 0:
-                    fixed[t.col] = fixed.get(t.col, 0.0) - t.value
+            fixed = _residual_weights(eq, [t for t in eq.terms if t.index < 0], value)
             precision = [[entries[ti.col][tj.col] / var + (1.0 / ti.prior[1] if i == j else 0.0)
                           for j, tj in enumerate(free[:i + 1])] for i, ti in enumerate(free)]
             linear = [sum(w * entries[t.col][c] for c, w in fixed.items()) / var
@@ -348,9 +353,7 @@ def conjugate_update(level: FactorLevel, x, t_sum, cursor: _Cursor, chi2: jax.Ar
             draws = linalg.sample_entries(precision, linear, list(cursor.take(len(free))))
             new.update((t.index, d) for t, d in zip(free, draws))
         if eq.variance >= 0:
-            residual = {eq.response: 1.0}
-            for t in eq.terms:
-                residual[t.col] = residual.get(t.col, 0.0) - value(t)
+            residual = _residual_weights(eq, eq.terms, value)
             new[eq.variance] = (eq.variance_prior[0] + quadratic(residual)) / chi2[
                 next(variance_draws)]
     if not new:
@@ -459,18 +462,13 @@ def marginal_loglik(level: FactorLevel, mats, moments, n) -> jax.Array:
     """Log likelihood of the level's data (factors integrated out) from M = sum u u'."""
     if level.p <= linalg.SMALL:   # entry by entry: a few fused kernels
         sigma, r = _marginal_entries(level, mats)
-        log_det, quad = linalg.trace_terms(sigma, r, _lower_entries(moments))
+        log_det, quad = linalg.trace_terms(sigma, r, linalg.lower_entries(moments))
         return -0.5 * (n * log_det + quad)
     sigma, r = _marginal_moments(level, mats)
     chol = linalg.cholesky(sigma, lapack=False)
     x = linalg.solve_lower(chol, r, lapack=False)
     quad = jnp.einsum("pm,mk,pk->", x, moments, x)
     return -n * jnp.sum(jnp.log(jnp.diagonal(chol))) - 0.5 * quad
-
-
-def _lower_entries(a: jax.Array) -> list:
-    """a[i][j], j <= i, of a symmetric (..., d, d) array."""
-    return [[a[..., i, j] for j in range(i + 1)] for i in range(a.shape[-1])]
 
 
 def between_marginal_loglik(level: FactorLevel, mats, chol_c, z_hat, n, w) -> jax.Array:
@@ -511,7 +509,7 @@ def grouped_between_marginal_loglik(level: FactorLevel, mats, chol_c, moments, s
     if p <= linalg.SMALL:   # entry by entry, the groups as a batch axis
         sigma, r = _marginal_entries(level, mats)
         covariance = [[sigma[i][j] + c[i, j] / sizes for j in range(i + 1)] for i in range(p)]
-        log_det, quad = linalg.trace_terms(covariance, r, _lower_entries(moments))   # E = R
+        log_det, quad = linalg.trace_terms(covariance, r, linalg.lower_entries(moments))   # E = R
         return -0.5 * (jnp.sum(clusters * (log_det - log_det_c)) + jnp.sum(quad))
     sigma, r = _marginal_moments(level, mats)
     spread = jnp.concatenate([jnp.eye(p), r[:, p:]], axis=1)                     # E

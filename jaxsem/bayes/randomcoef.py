@@ -88,8 +88,7 @@ def draw(structure: RandomCoefficients, regression, layout: Layout, schedule, x,
     fixed = {0: 1.0}
     for c in structure.residual[1:]:
         fixed[c] = -within["alpha"][0] if c == 1 else -within["gamma"][0, c - 2]
-    psi = between["psi"]
-    q = linalg.inverse_entries([[psi[i, j] for j in range(i + 1)] for i in range(nb)])
+    q = linalg.inverse_entries(linalg.lower_entries(between["psi"]))
 
     # between state: per cluster P = G'MG / sigma2 + Psi^-1, h = G'M r0 / sigma2 + Psi^-1 mu
     cols = structure.columns
@@ -174,8 +173,8 @@ def _draw_coefficients(regression, schedule, x, gram, q, a_map, alpha, gamma, no
     for at, mean, sd in regression.prior:
         precision[at][at] = precision[at][at] + 1.0 / sd ** 2
         linear[at] = linear[at] + mean / sd ** 2
-    value = linalg.sample_entries([[precision[i][j] for j in range(i + 1)] for i in range(n_coef)],
-                                  linear, [noise[c] for c in range(n_coef)])
+    value = linalg.sample_entries(linalg.lower_entries(precision), linear,
+                                  [noise[c] for c in range(n_coef)])
     alpha, gamma = list(alpha), [list(row) for row in gamma]
     for c, r, col in occurrences:
         if col == nb:
